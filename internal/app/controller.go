@@ -1,0 +1,310 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-logr/logr"
+	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
+	sourcev1 "github.com/fluxcd/source-controller/api/v1"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits/github"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/controller"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/ledger"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/telemetry"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/tracker"
+)
+
+// runController runs the tracker controller until ctx ends.
+func runController(ctx context.Context, opts Options, deps Deps) (err error) {
+	tcfg := opts.Telemetry
+	tcfg.ServiceVersion, tcfg.ClusterName = deps.Version, opts.ClusterName
+	tcfg.Stdout, tcfg.IsTerminal = deps.Stdout, deps.IsTerminal
+	tel, err := telemetry.Setup(ctx, tcfg)
+	if err != nil {
+		return usageError{fmt.Errorf("telemetry: %w", err)}
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		err = errors.Join(err, tel.Shutdown(sctx))
+	}()
+	log := tel.Logger
+	ctrl.SetLogger(logr.FromSlogHandler(log.Handler()))
+
+	metrics, err := telemetry.NewMetrics(tel.MeterProvider)
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	ghOpts := github.Options{
+		BaseURL:           opts.GitHubAPIURL,
+		Token:             opts.GitHubToken,
+		AppID:             opts.GitHubAppID,
+		AppPrivateKey:     opts.GitHubAppPrivateKey,
+		AppInstallationID: opts.GitHubAppInstallationID,
+		OnCall:            func(ctx context.Context, o commits.CallOutcome) { metrics.AddGitHubCall(ctx, string(o)) },
+		TracerProvider:    tel.TracerProvider,
+		Logger:            log.With("component", "github"),
+	}
+	gh, err := github.New(ghOpts)
+	if err != nil {
+		return usageError{err}
+	}
+	if ghOpts.AuthMode() == "anonymous" {
+		log.Warn("no GitHub credentials: calling the GitHub API unauthenticated (60 requests an hour); set GITHUB_TOKEN or the GITHUB_APP_* variables")
+	}
+
+	restCfg, err := restConfig(opts)
+	if err != nil {
+		return usageError{err}
+	}
+	mgr, err := newManager(restCfg, opts)
+	if err != nil {
+		return err
+	}
+	led, err := ledger.NewConfigMaps(ledger.ConfigMapsOptions{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Namespace: opts.Namespace})
+	if err != nil {
+		return err
+	}
+	trk, err := tracker.New(tracker.Options{
+		Ledger:           led,
+		Providers:        githubProviderFor(gh, opts.GitHubAPIURL),
+		Recorder:         metrics,
+		Tracer:           tel.TracerProvider.Tracer(telemetry.ScopeName),
+		Logger:           log,
+		Clock:            clock.RealClock{},
+		ClusterName:      opts.ClusterName,
+		CommitTime:       commits.TimeSource(opts.CommitTime),
+		ExporterInfoPath: opts.ExporterInfoPath,
+	})
+	if err != nil {
+		return err
+	}
+
+	// The ledger loads once this replica leads, before any reconcile; readiness waits for it.
+	loaded := make(chan struct{})
+	var ledgerLoaded atomic.Bool
+	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+		if !mgr.GetCache().WaitForCacheSync(ctx) {
+			return errors.New("cache did not sync")
+		}
+		if err := led.Load(ctx); err != nil {
+			return fmt.Errorf("load ledger from namespace %s: %w", opts.Namespace, err)
+		}
+		if err := trk.Prune(ctx, objectExists(ctx, mgr.GetClient())); err != nil {
+			log.Warn("could not prune ledger entries of deleted objects", "error", err)
+		}
+		ledgerLoaded.Store(true)
+		close(loaded)
+		log.Info("ledger loaded", "namespace", opts.Namespace, "entries", led.Len())
+		<-ctx.Done()
+		return nil
+	})); err != nil {
+		return fmt.Errorf("add ledger loader: %w", err)
+	}
+	rec := &controller.KustomizationReconciler{Client: mgr.GetClient(), Processor: trk, Logger: log, Ready: loaded, Concurrency: opts.Concurrency}
+	if err := rec.SetupWithManager(ctx, mgr); err != nil {
+		return fmt.Errorf("set up Kustomization controller: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return fmt.Errorf("add healthz: %w", err)
+	}
+	if err := mgr.AddReadyzCheck("ready", readiness(mgr, opts.EnableLeaderElection, &ledgerLoaded)); err != nil {
+		return fmt.Errorf("add readyz: %w", err)
+	}
+	if err := mgr.Add(metricsServer(opts.MetricsAddr, tel.Gatherer, log)); err != nil {
+		return fmt.Errorf("add metrics server: %w", err)
+	}
+
+	log.Info("starting flux-commit-tracker", "version", deps.Version, "cluster", opts.ClusterName,
+		"namespace", opts.Namespace, "watch_namespace", opts.WatchNamespace, "watch_label_selector", opts.WatchLabelSelector,
+		"github_api_url", opts.GitHubAPIURL, "github_auth", ghOpts.AuthMode(), "telemetry_mode", string(opts.Telemetry.Mode),
+		"metrics_addr", opts.MetricsAddr, "health_addr", opts.HealthAddr, "leader_election", opts.EnableLeaderElection)
+	if err := mgr.Start(ctx); err != nil {
+		return fmt.Errorf("controller manager: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// restConfig loads the kubeconfig (flag, KUBECONFIG, ~/.kube/config) or the in-cluster service account.
+func restConfig(opts Options) (*rest.Config, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	if opts.Kubeconfig != "" {
+		rules.ExplicitPath = opts.Kubeconfig
+	}
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: opts.KubeContext}).ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("kubeconfig (--kubeconfig/--kube-context): %w", err)
+	}
+	cfg.UserAgent = "flux-commit-tracker"
+	return cfg, nil
+}
+
+// Scheme holds the kinds the tracker reads.
+func Scheme() (*runtime.Scheme, error) {
+	s := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, kustomizev1.AddToScheme, sourcev1.AddToScheme} {
+		if err := add(s); err != nil {
+			return nil, fmt.Errorf("build scheme: %w", err)
+		}
+	}
+	return s, nil
+}
+
+func newManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
+	scheme, err := Scheme()
+	if err != nil {
+		return nil, err
+	}
+	kustomizations := cache.ByObject{Transform: stripKustomization}
+	if opts.WatchLabelSelector != "" {
+		sel, err := labels.Parse(opts.WatchLabelSelector)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("invalid --watch-label-selector: %w", err)}
+		}
+		kustomizations.Label = sel
+	}
+	cacheOpts := cache.Options{
+		DefaultTransform: cache.TransformStripManagedFields(),
+		ByObject:         map[client.Object]cache.ByObject{&kustomizev1.Kustomization{}: kustomizations},
+	}
+	if opts.WatchNamespace != "" {
+		cacheOpts.DefaultNamespaces = map[string]cache.Config{opts.WatchNamespace: {}}
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                        scheme,
+		Cache:                         cacheOpts,
+		Metrics:                       metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress:        opts.HealthAddr,
+		LeaderElection:                opts.EnableLeaderElection,
+		LeaderElectionID:              "flux-commit-tracker",
+		LeaderElectionNamespace:       opts.Namespace,
+		LeaderElectionReleaseOnCancel: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("controller manager: %w", err)
+	}
+	return mgr, nil
+}
+
+// stripKustomization drops managedFields and the inventory, the largest parts of a cached Kustomization.
+func stripKustomization(o any) (any, error) {
+	if k, ok := o.(*kustomizev1.Kustomization); ok {
+		k.ManagedFields = nil
+		k.Status.Inventory = nil
+	}
+	return o, nil
+}
+
+// githubProviderFor serves repositories on github.com and on the GitHub Enterprise host of apiURL.
+func githubProviderFor(p commits.Provider, apiURL string) tracker.ProviderFor {
+	hosts := map[string]bool{"github.com": true}
+	if u, err := url.Parse(apiURL); err == nil {
+		host := strings.ToLower(u.Hostname())
+		if host != "api.github.com" {
+			hosts[host] = true
+		}
+	}
+	return func(repo commits.Repository) (commits.Provider, error) {
+		if hosts[repo.Host] {
+			return p, nil
+		}
+		return nil, fmt.Errorf("no commit provider for host %s: only GitHub hosts are served (github.com or the --github-api-url host)", repo.Host)
+	}
+}
+
+// objectExists reports whether a ledger entry's object is still in the cache.
+func objectExists(ctx context.Context, c client.Client) func(ledger.Entry) (bool, error) {
+	return func(e ledger.Entry) (bool, error) {
+		if e.Kind != kustomizev1.KustomizationKind {
+			return true, nil
+		}
+		var k kustomizev1.Kustomization
+		err := c.Get(ctx, client.ObjectKey{Namespace: e.Namespace, Name: e.Name}, &k)
+		if err == nil {
+			return true, nil
+		}
+		if client.IgnoreNotFound(err) == nil {
+			return false, nil
+		}
+		// Objects outside the watched namespace cannot be checked; keep them.
+		return true, nil
+	}
+}
+
+// readiness is ready once the caches synced and, on the leader, the ledger loaded.
+func readiness(mgr ctrl.Manager, leaderElection bool, loaded *atomic.Bool) healthz.Checker {
+	return func(req *http.Request) error {
+		ctx, cancel := context.WithTimeout(req.Context(), time.Second)
+		defer cancel()
+		if !mgr.GetCache().WaitForCacheSync(ctx) {
+			return errors.New("caches not synced")
+		}
+		if loaded.Load() {
+			return nil
+		}
+		if leaderElection {
+			select {
+			case <-mgr.Elected():
+			default:
+				return nil // a standby replica has nothing to load
+			}
+		}
+		return errors.New("ledger not loaded")
+	}
+}
+
+// metricsServer serves the tracker's metrics and controller-runtime's on every replica.
+func metricsServer(addr string, tracker prometheus.Gatherer, log *slog.Logger) manager.Runnable {
+	gatherers := prometheus.Gatherers{crmetrics.Registry, tracker}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(gatherers, promhttp.HandlerOpts{EnableOpenMetrics: true}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	return nonLeader{manager.RunnableFunc(func(ctx context.Context) error {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("listen on --metrics-addr %s: %w", addr, err)
+		}
+		log.Info("serving Prometheus metrics", "address", ln.Addr().String(), "path", "/metrics")
+		go func() {
+			<-ctx.Done()
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(sctx)
+		}()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("metrics server: %w", err)
+		}
+		return nil
+	})}
+}
+
+// nonLeader runs on every replica, leader or not.
+type nonLeader struct{ manager.Runnable }
+
+func (nonLeader) NeedLeaderElection() bool { return false }

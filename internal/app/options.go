@@ -1,0 +1,186 @@
+package app
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/telemetry"
+)
+
+// inClusterNamespaceFile holds the pod's namespace when running in a cluster.
+const inClusterNamespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+// Options is the controller's configuration, from flags and their environment variables.
+type Options struct {
+	Telemetry telemetry.Config
+
+	Kubeconfig           string
+	KubeContext          string
+	Namespace            string
+	WatchNamespace       string
+	WatchLabelSelector   string
+	EnableLeaderElection bool
+	ClusterName          string
+	MetricsAddr          string
+	HealthAddr           string
+	Concurrency          int
+
+	GitHubAPIURL     string
+	CommitTime       string
+	ExporterInfoPath string
+
+	// GitHub credentials come from the environment only, so they never show in --help or process lists.
+	GitHubToken             string
+	GitHubAppID             int64
+	GitHubAppPrivateKey     []byte
+	GitHubAppInstallationID int64
+}
+
+// envNames maps each flag to the environment variable that sets it when the flag is not given.
+var envNames = map[string]string{
+	"kubeconfig":             "KUBECONFIG",
+	"kube-context":           "KUBE_CONTEXT",
+	"namespace":              "RUNTIME_NAMESPACE",
+	"watch-namespace":        "WATCH_NAMESPACE",
+	"watch-label-selector":   "WATCH_LABEL_SELECTOR",
+	"enable-leader-election": "ENABLE_LEADER_ELECTION",
+	"cluster-name":           "CLUSTER_NAME",
+	"metrics-addr":           "METRICS_ADDR",
+	"health-addr":            "HEALTH_ADDR",
+	"concurrency":            "CONCURRENCY",
+	"github-api-url":         "GITHUB_API_URL",
+	"commit-time":            "COMMIT_TIME",
+	"exporter-info-path":     "EXPORTER_INFO_PATH",
+	"log-level":              "LOG_LEVEL",
+	"telemetry-mode":         "TELEMETRY_MODE",
+	"telemetry-endpoint":     "TELEMETRY_ENDPOINT",
+	"telemetry-insecure":     "TELEMETRY_INSECURE",
+}
+
+// DefaultOptions returns the defaults shown in --help.
+func DefaultOptions() Options {
+	return Options{
+		Telemetry:        telemetry.DefaultConfig(),
+		MetricsAddr:      ":8888",
+		HealthAddr:       ":9440",
+		Concurrency:      4,
+		GitHubAPIURL:     "https://api.github.com",
+		CommitTime:       string(commits.CommitterTime),
+		ExporterInfoPath: "exporter-info.json",
+	}
+}
+
+// BindFlags registers every flag; each help text names the environment variable that also sets it.
+func (o *Options) BindFlags(fs *pflag.FlagSet) {
+	o.Telemetry.BindFlags(fs)
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "Path to a kubeconfig; empty uses the in-cluster service account or ~/.kube/config")
+	fs.StringVar(&o.KubeContext, "kube-context", o.KubeContext, "Kubeconfig context to use (default: the current context)")
+	fs.StringVar(&o.Namespace, "namespace", o.Namespace, "Namespace of the tracker's ledger ConfigMaps and leader-election lease (default: the in-cluster namespace, else flux-system)")
+	fs.StringVar(&o.WatchNamespace, "watch-namespace", o.WatchNamespace, "Only watch Flux objects in this namespace (default: all namespaces)")
+	fs.StringVar(&o.WatchLabelSelector, "watch-label-selector", o.WatchLabelSelector, "Only watch Kustomizations matching this label selector, e.g. team=payments")
+	fs.BoolVar(&o.EnableLeaderElection, "enable-leader-election", o.EnableLeaderElection, "Elect a leader so that only one replica records")
+	fs.StringVar(&o.ClusterName, "cluster-name", o.ClusterName, "Value of the k8s.cluster.name attribute on every metric, span and log")
+	fs.StringVar(&o.MetricsAddr, "metrics-addr", o.MetricsAddr, "Address of the Prometheus /metrics endpoint")
+	fs.StringVar(&o.HealthAddr, "health-addr", o.HealthAddr, "Address of the /healthz and /readyz endpoints")
+	fs.IntVar(&o.Concurrency, "concurrency", o.Concurrency, "Number of Flux objects processed at once")
+	fs.StringVar(&o.GitHubAPIURL, "github-api-url", o.GitHubAPIURL, "GitHub API base URL; for GitHub Enterprise use https://HOST/api/v3")
+	fs.StringVar(&o.CommitTime, "commit-time", o.CommitTime, "Which git time is a commit's time: committer or author")
+	fs.StringVar(&o.ExporterInfoPath, "exporter-info-path", o.ExporterInfoPath, "Path of exporter-info.json in the manifests repository; empty disables upstream commits")
+	fs.VisitAll(func(f *pflag.Flag) {
+		if env, ok := envNames[f.Name]; ok {
+			f.Usage += " [env " + env + "]"
+		}
+	})
+}
+
+// ApplyEnv sets every flag not given on the command line from its environment variable, and reads the
+// GitHub credentials.
+func (o *Options) ApplyEnv(fs *pflag.FlagSet, getenv func(string) string) error {
+	var errs []error
+	fs.VisitAll(func(f *pflag.Flag) {
+		env, ok := envNames[f.Name]
+		if !ok || f.Changed {
+			return
+		}
+		if v := getenv(env); v != "" {
+			if err := fs.Set(f.Name, v); err != nil {
+				errs = append(errs, fmt.Errorf("invalid value %q for --%s (from %s): %w", v, f.Name, env, err))
+			}
+		}
+	})
+	o.GitHubToken = getenv("GITHUB_TOKEN")
+	o.GitHubAppPrivateKey = []byte(getenv("GITHUB_APP_PRIVATE_KEY"))
+	for _, v := range []struct {
+		env string
+		dst *int64
+	}{{"GITHUB_APP_ID", &o.GitHubAppID}, {"GITHUB_APP_INSTALLATION_ID", &o.GitHubAppInstallationID}} {
+		s := getenv(v.env)
+		if s == "" {
+			continue
+		}
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n <= 0 {
+			errs = append(errs, fmt.Errorf("invalid %s: must be a positive integer", v.env))
+			continue
+		}
+		*v.dst = n
+	}
+	return errors.Join(errs...)
+}
+
+// Validate checks every value and fills the namespace default; errors name the flag.
+func (o *Options) Validate() error {
+	var errs []error
+	if err := o.Telemetry.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("--telemetry-mode/--log-level: %w", err))
+	}
+	if o.Namespace == "" {
+		o.Namespace = defaultNamespace()
+	}
+	if msgs := validation.IsDNS1123Label(o.Namespace); len(msgs) > 0 {
+		errs = append(errs, fmt.Errorf("invalid --namespace %q: %s", o.Namespace, strings.Join(msgs, "; ")))
+	}
+	if o.WatchNamespace != "" {
+		if msgs := validation.IsDNS1123Label(o.WatchNamespace); len(msgs) > 0 {
+			errs = append(errs, fmt.Errorf("invalid --watch-namespace %q: %s", o.WatchNamespace, strings.Join(msgs, "; ")))
+		}
+	}
+	if _, err := labels.Parse(o.WatchLabelSelector); err != nil {
+		errs = append(errs, fmt.Errorf("invalid --watch-label-selector: %w", err))
+	}
+	for _, a := range []struct{ flag, addr string }{{"metrics-addr", o.MetricsAddr}, {"health-addr", o.HealthAddr}} {
+		if _, _, err := net.SplitHostPort(a.addr); err != nil {
+			errs = append(errs, fmt.Errorf("invalid --%s %q: %w", a.flag, a.addr, err))
+		}
+	}
+	if o.Concurrency < 1 {
+		errs = append(errs, fmt.Errorf("invalid --concurrency %d: must be at least 1", o.Concurrency))
+	}
+	if u, err := url.Parse(o.GitHubAPIURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		errs = append(errs, fmt.Errorf("invalid --github-api-url %q: must be an http(s) URL", o.GitHubAPIURL))
+	}
+	if o.CommitTime != string(commits.CommitterTime) && o.CommitTime != string(commits.AuthorTime) {
+		errs = append(errs, fmt.Errorf("invalid --commit-time %q: must be committer or author", o.CommitTime))
+	}
+	return errors.Join(errs...)
+}
+
+// defaultNamespace is the in-cluster namespace, else flux-system.
+func defaultNamespace() string {
+	if b, err := os.ReadFile(inClusterNamespaceFile); err == nil {
+		if ns := strings.TrimSpace(string(b)); ns != "" {
+			return ns
+		}
+	}
+	return "flux-system"
+}

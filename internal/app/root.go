@@ -1,0 +1,84 @@
+// Package app builds the flux-commit-tracker command line: the root command runs the controller.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+)
+
+// ExitUsage is the exit code for bad flags or environment values.
+const ExitUsage = 2
+
+// usageError marks errors caused by bad input, which exit with ExitUsage.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+// Deps is what the command needs from its process.
+type Deps struct {
+	Getenv     func(string) string
+	Stdout     io.Writer
+	Stderr     io.Writer
+	IsTerminal bool
+	Version    string
+}
+
+// NewRootCommand builds the root command: with no subcommand it runs the controller.
+func NewRootCommand(deps Deps) *cobra.Command {
+	opts := DefaultOptions()
+	cmd := &cobra.Command{
+		Use:   "flux-commit-tracker",
+		Short: "Record how long each commit takes from commit to applied by Flux, exactly once",
+		Long: `flux-commit-tracker watches Flux Kustomizations and the GitRepositories they use. When Flux applies a
+new revision it finds every commit that revision delivered (GitHub compare API, first-parent history), reads each
+commit's exporter-info.json for upstream commits, and records once per commit how long it took from commit to
+applied — as OpenTelemetry metrics, traces and logs, and on a Prometheus /metrics endpoint.
+
+Every flag can also be set by the environment variable named in its help. GitHub credentials come only from
+the environment: GITHUB_TOKEN, or GITHUB_APP_ID + GITHUB_APP_PRIVATE_KEY (PEM text) + GITHUB_APP_INSTALLATION_ID
+(the token wins). With neither, GitHub is called unauthenticated (60 requests an hour).`,
+		Example:       "  flux-commit-tracker --kube-context=dev --telemetry-mode otlp",
+		Version:       deps.Version,
+		Args:          cobra.NoArgs,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PreRunE: func(cmd *cobra.Command, _ []string) error {
+			if err := opts.ApplyEnv(cmd.Flags(), deps.Getenv); err != nil {
+				return usageError{err}
+			}
+			if err := opts.Validate(); err != nil {
+				return usageError{err}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runController(cmd.Context(), opts, deps)
+		},
+	}
+	cmd.SetOut(deps.Stdout)
+	cmd.SetErr(deps.Stderr)
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	opts.BindFlags(cmd.Flags())
+	return cmd
+}
+
+// Run executes the command line and returns the process exit code.
+func Run(ctx context.Context, args []string, deps Deps) int {
+	cmd := NewRootCommand(deps)
+	cmd.SetArgs(args)
+	err := cmd.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintln(deps.Stderr, "flux-commit-tracker:", err)
+	var ue usageError
+	if errors.As(err, &ue) {
+		return ExitUsage
+	}
+	return 1
+}

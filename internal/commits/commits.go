@@ -1,0 +1,95 @@
+// Package commits looks up commit metadata, first-parent commit ranges and files at a commit
+// from a source repository, behind one small Provider interface.
+package commits
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// MaxRangeCommits caps how many commits one range lookup returns; the rest are counted as truncated.
+const MaxRangeCommits = 250
+
+// ErrNotFound reports that a commit, range end or file does not exist in the repository.
+var ErrNotFound = errors.New("not found")
+
+// ErrTooLarge reports a file over the caller's byte limit.
+var ErrTooLarge = errors.New("file too large")
+
+// TimeSource selects which git timestamp is a commit's time.
+type TimeSource string
+
+const (
+	// CommitterTime is when the commit was created on its branch (merge, rebase, squash).
+	CommitterTime TimeSource = "committer"
+	// AuthorTime is when the change was first written.
+	AuthorTime TimeSource = "author"
+)
+
+// Commit is the metadata the tracker needs about one commit.
+type Commit struct {
+	SHA           string
+	Message       string
+	AuthorName    string
+	AuthorEmail   string
+	AuthorTime    time.Time
+	CommitterTime time.Time
+	// Parents lists parent SHAs, first parent first.
+	Parents []string
+}
+
+// Time returns the commit's time as chosen by source; committer time is the default.
+func (c Commit) Time(source TimeSource) time.Time {
+	if source == AuthorTime {
+		return c.AuthorTime
+	}
+	return c.CommitterTime
+}
+
+// RangeStatus says how the head of a range relates to its base.
+type RangeStatus string
+
+const (
+	// Ahead means head descends from base: the range holds the delivered commits.
+	Ahead RangeStatus = "ahead"
+	// Identical means base and head are the same commit.
+	Identical RangeStatus = "identical"
+	// Behind means head is an ancestor of base (a rollback).
+	Behind RangeStatus = "behind"
+	// Diverged means head and base share history but neither contains the other (a force-push).
+	Diverged RangeStatus = "diverged"
+)
+
+// Range is the first-parent history (base, head], oldest first.
+type Range struct {
+	Status RangeStatus
+	// Commits is empty unless Status is Ahead.
+	Commits []Commit
+	// Truncated counts the commits left out because the range exceeded MaxRangeCommits; the newest are kept.
+	Truncated int
+}
+
+// Provider answers commit questions for one kind of repository host.
+type Provider interface {
+	// Commit returns one commit by SHA.
+	Commit(ctx context.Context, repo Repository, sha string) (Commit, error)
+	// Range returns the first-parent commits in (base, head].
+	Range(ctx context.Context, repo Repository, base, head string) (Range, error)
+	// File returns the content of path at commit sha; ErrNotFound when absent; an error when over maxBytes.
+	File(ctx context.Context, repo Repository, sha, path string, maxBytes int64) ([]byte, error)
+}
+
+// CallOutcome classifies one provider lookup for the calls counter.
+type CallOutcome string
+
+const (
+	// CallCacheHit is a lookup answered from memory without an HTTP call.
+	CallCacheHit CallOutcome = "cache_hit"
+	// CallNotModified is an HTTP call answered 304 Not Modified.
+	CallNotModified CallOutcome = "not_modified"
+	// CallSuccess is an HTTP call that got a definitive answer.
+	CallSuccess CallOutcome = "success"
+	// CallError is an HTTP call that failed: a transport error, a server error, a rate limit or an auth failure.
+	CallError CallOutcome = "error"
+)

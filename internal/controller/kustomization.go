@@ -1,0 +1,187 @@
+// Package controller wires the tracker into controller-runtime: it watches Flux Kustomizations and the
+// GitRepositories they use, and hands each applied revision to the tracker. It never writes Flux objects.
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
+	"github.com/fluxcd/pkg/apis/meta"
+	sourcev1 "github.com/fluxcd/source-controller/api/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/flux"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/tracker"
+)
+
+// sourceRefIndex indexes Kustomizations by "Kind/namespace/name" of their source.
+const sourceRefIndex = ".spec.sourceRef"
+
+// sourceWait is how long to wait for a source that is not in the cache yet.
+const sourceWait = 5 * time.Second
+
+// Processor is what the reconciler hands each Kustomization to; *tracker.Tracker implements it.
+type Processor interface {
+	Process(ctx context.Context, d flux.Deployment) (tracker.Result, error)
+	Forget(ctx context.Context, kind, namespace, name string) error
+}
+
+// KustomizationReconciler feeds applied Kustomization revisions to the tracker.
+type KustomizationReconciler struct {
+	Client    client.Client
+	Processor Processor
+	Logger    *slog.Logger
+	// Ready gates reconciles until the ledger is loaded; nil means ready.
+	Ready <-chan struct{}
+	// Concurrency is the number of objects reconciled at once.
+	Concurrency int
+}
+
+// SetupWithManager registers the indexes and the controller.
+func (r *KustomizationReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &kustomizev1.Kustomization{}, sourceRefIndex, func(o client.Object) []string {
+		k := o.(*kustomizev1.Kustomization)
+		return []string{sourceKey(k)}
+	}); err != nil {
+		return fmt.Errorf("index Kustomizations by source: %w", err)
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("kustomization").
+		For(&kustomizev1.Kustomization{}, builder.WithPredicates(appliedChanged{})).
+		Watches(&sourcev1.GitRepository{}, handler.EnqueueRequestsFromMapFunc(r.forSource), builder.WithPredicates(sourceChanged{})).
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.Concurrency, 1)}).
+		Complete(r)
+}
+
+// Reconcile hands the Kustomization's applied revision to the tracker.
+func (r *KustomizationReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	if r.Ready != nil {
+		select {
+		case <-r.Ready:
+		case <-ctx.Done():
+			return ctrl.Result{}, ctx.Err()
+		}
+	}
+	var k kustomizev1.Kustomization
+	if err := r.Client.Get(ctx, req.NamespacedName, &k); err != nil {
+		if apierrors.IsNotFound(err) {
+			return ctrl.Result{}, r.Processor.Forget(ctx, flux.KindKustomization, req.Namespace, req.Name)
+		}
+		return ctrl.Result{}, fmt.Errorf("get Kustomization %s: %w", req.NamespacedName, err)
+	}
+
+	var src *sourcev1.GitRepository
+	if k.Spec.SourceRef.Kind == sourcev1.GitRepositoryKind {
+		src = &sourcev1.GitRepository{}
+		key := types.NamespacedName{Namespace: k.Spec.SourceRef.Namespace, Name: k.Spec.SourceRef.Name}
+		if key.Namespace == "" {
+			key.Namespace = k.Namespace
+		}
+		if err := r.Client.Get(ctx, key, src); err != nil {
+			if apierrors.IsNotFound(err) {
+				// Not ready is not an error: the source event re-enqueues this object too.
+				r.Logger.Debug("source not found yet", "namespace", k.Namespace, "name", k.Name, "source", key.String())
+				return ctrl.Result{RequeueAfter: sourceWait}, nil
+			}
+			return ctrl.Result{}, fmt.Errorf("get GitRepository %s: %w", key, err)
+		}
+	}
+
+	_, err := r.Processor.Process(ctx, flux.FromKustomization(&k, src))
+	if errors.Is(err, tracker.ErrPermanent) {
+		return ctrl.Result{}, reconcile.TerminalError(err)
+	}
+	return ctrl.Result{}, err
+}
+
+// forSource enqueues the Kustomizations that use a GitRepository.
+func (r *KustomizationReconciler) forSource(ctx context.Context, o client.Object) []reconcile.Request {
+	var list kustomizev1.KustomizationList
+	key := fmt.Sprintf("%s/%s/%s", sourcev1.GitRepositoryKind, o.GetNamespace(), o.GetName())
+	if err := r.Client.List(ctx, &list, client.MatchingFields{sourceRefIndex: key}); err != nil {
+		r.Logger.Error("list Kustomizations for source", "source", key, "error", err)
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for _, k := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: k.Namespace, Name: k.Name}})
+	}
+	return reqs
+}
+
+func sourceKey(k *kustomizev1.Kustomization) string {
+	ns := k.Spec.SourceRef.Namespace
+	if ns == "" {
+		ns = k.Namespace
+	}
+	return fmt.Sprintf("%s/%s/%s", k.Spec.SourceRef.Kind, ns, k.Spec.SourceRef.Name)
+}
+
+// appliedChanged passes Kustomization events that can change what the tracker records.
+type appliedChanged struct{ predicate.Funcs }
+
+func (appliedChanged) Create(event.CreateEvent) bool   { return true }
+func (appliedChanged) Delete(event.DeleteEvent) bool   { return true }
+func (appliedChanged) Generic(event.GenericEvent) bool { return false }
+func (appliedChanged) Update(e event.UpdateEvent) bool {
+	o, okOld := e.ObjectOld.(*kustomizev1.Kustomization)
+	n, okNew := e.ObjectNew.(*kustomizev1.Kustomization)
+	if !okOld || !okNew {
+		return false
+	}
+	return o.Status.LastAppliedRevision != n.Status.LastAppliedRevision ||
+		o.Status.LastAppliedOriginRevision != n.Status.LastAppliedOriginRevision ||
+		!readyEqual(o, n) ||
+		!mapsEqual(o.Annotations, n.Annotations) ||
+		o.Spec.SourceRef != n.Spec.SourceRef
+}
+
+func readyEqual(a, b *kustomizev1.Kustomization) bool {
+	ra := apimeta.FindStatusCondition(a.Status.Conditions, meta.ReadyCondition)
+	rb := apimeta.FindStatusCondition(b.Status.Conditions, meta.ReadyCondition)
+	if ra == nil || rb == nil {
+		return ra == rb
+	}
+	return ra.Status == rb.Status && ra.Message == rb.Message && ra.LastTransitionTime.Equal(&rb.LastTransitionTime)
+}
+
+// sourceChanged passes GitRepository events that change the repository the tracker reads.
+type sourceChanged struct{ predicate.Funcs }
+
+func (sourceChanged) Create(event.CreateEvent) bool   { return true }
+func (sourceChanged) Delete(event.DeleteEvent) bool   { return false }
+func (sourceChanged) Generic(event.GenericEvent) bool { return false }
+func (sourceChanged) Update(e event.UpdateEvent) bool {
+	o, okOld := e.ObjectOld.(*sourcev1.GitRepository)
+	n, okNew := e.ObjectNew.(*sourcev1.GitRepository)
+	if !okOld || !okNew {
+		return false
+	}
+	return o.Spec.URL != n.Spec.URL || !mapsEqual(o.Annotations, n.Annotations)
+}
+
+func mapsEqual(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}

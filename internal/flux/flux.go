@@ -1,0 +1,98 @@
+// Package flux reads Flux objects into Deployments: which object, from which repository, at which revision,
+// applied when. It never writes to Flux objects.
+package flux
+
+import (
+	"strings"
+	"time"
+
+	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
+	"github.com/fluxcd/pkg/apis/meta"
+	sourcev1 "github.com/fluxcd/source-controller/api/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+const (
+	// AnnotationRepository overrides the repository (a URL or owner/name) on a Kustomization or its source.
+	AnnotationRepository = "flux-commit-tracker.io/repository"
+	// AnnotationExporterInfoPath overrides --exporter-info-path for one object or source; empty disables.
+	AnnotationExporterInfoPath = "flux-commit-tracker.io/exporter-info-path"
+
+	// KindKustomization is the Flux Kustomization kind.
+	KindKustomization = kustomizev1.KustomizationKind
+	// KindGitRepository is the Flux GitRepository kind.
+	KindGitRepository = sourcev1.GitRepositoryKind
+	// KindOCIRepository is the Flux OCIRepository kind.
+	KindOCIRepository = sourcev1.OCIRepositoryKind
+)
+
+// Deployment is what the tracker needs to know about one Flux object's latest apply.
+type Deployment struct {
+	UID       string
+	Kind      string
+	Namespace string
+	Name      string
+
+	SourceKind      string
+	SourceNamespace string
+	SourceName      string
+	// RepositoryURL is the source's URL; RepositoryOverride, when set, names the repository instead.
+	RepositoryURL      string
+	RepositoryOverride string
+	// ExporterInfoPath is set when an annotation overrides the default path (empty value disables).
+	ExporterInfoPath    string
+	HasExporterInfoPath bool
+
+	// Revision is the applied revision that names the commit (lastAppliedOriginRevision for OCI sources).
+	Revision string
+	// Applied is the Ready=True transition time for Revision; zero when Flux has not reported it.
+	Applied time.Time
+}
+
+// FromKustomization builds the Deployment for k; src is its GitRepository, or nil when it has another
+// source kind or is not (yet) in the cache.
+func FromKustomization(k *kustomizev1.Kustomization, src *sourcev1.GitRepository) Deployment {
+	d := Deployment{
+		UID:             string(k.UID),
+		Kind:            KindKustomization,
+		Namespace:       k.Namespace,
+		Name:            k.Name,
+		SourceKind:      k.Spec.SourceRef.Kind,
+		SourceNamespace: k.Spec.SourceRef.Namespace,
+		SourceName:      k.Spec.SourceRef.Name,
+		Revision:        k.Status.LastAppliedRevision,
+	}
+	if d.SourceNamespace == "" {
+		d.SourceNamespace = k.Namespace
+	}
+	if d.SourceKind == KindOCIRepository {
+		d.Revision = k.Status.LastAppliedOriginRevision
+	}
+	if src != nil {
+		d.RepositoryURL = src.Spec.URL
+		d.RepositoryOverride = src.Annotations[AnnotationRepository]
+		d.ExporterInfoPath, d.HasExporterInfoPath = src.Annotations[AnnotationExporterInfoPath]
+	}
+	if v, ok := k.Annotations[AnnotationRepository]; ok && v != "" {
+		d.RepositoryOverride = v
+	}
+	if v, ok := k.Annotations[AnnotationExporterInfoPath]; ok {
+		d.ExporterInfoPath, d.HasExporterInfoPath = v, true
+	}
+	d.Applied = AppliedTime(k.Status.Conditions, k.Status.LastAppliedRevision)
+	return d
+}
+
+// AppliedTime returns the Ready=True transition time when its message names revision, else zero.
+// Flux moves lastTransitionTime whenever the Ready message changes, so this is the time revision was applied.
+func AppliedTime(conditions []metav1.Condition, revision string) time.Time {
+	ready := apimeta.FindStatusCondition(conditions, meta.ReadyCondition)
+	if ready == nil || ready.Status != metav1.ConditionTrue || revision == "" {
+		return time.Time{}
+	}
+	if !strings.Contains(ready.Message, revision) {
+		return time.Time{}
+	}
+	return ready.LastTransitionTime.Time
+}

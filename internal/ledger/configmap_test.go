@@ -1,0 +1,171 @@
+package ledger_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/ledger"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/testenv"
+)
+
+var env *testenv.Env
+
+func TestMain(m *testing.M) {
+	var err error
+	env, err = testenv.Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	if err := env.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "stop envtest:", err)
+	}
+	os.Exit(code)
+}
+
+func newNamespace(t *testing.T) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "ledger-"}}
+	if err := env.Client.Create(context.Background(), ns); err != nil {
+		t.Fatalf("create namespace: %v", err)
+	}
+	return ns.Name
+}
+
+func newLedger(t *testing.T, ns string, shards int) *ledger.ConfigMaps {
+	t.Helper()
+	l, err := ledger.NewConfigMaps(ledger.ConfigMapsOptions{Client: env.Client, Namespace: ns, Shards: shards})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Load(context.Background()); err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	return l
+}
+
+func TestConfigMapsSurvivesRestart(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	at := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+
+	first := newLedger(t, ns, 4)
+	want := map[string]ledger.Entry{}
+	for i := range 20 {
+		uid := fmt.Sprintf("uid-%02d", i)
+		e := ledger.Entry{Kind: "Kustomization", Namespace: "apps", Name: fmt.Sprintf("app-%d", i), Revision: fmt.Sprintf("main@sha1:%040d", i), UpdatedAt: at}
+		if err := first.Put(ctx, uid, e); err != nil {
+			t.Fatalf("put %s: %v", uid, err)
+		}
+		want[uid] = e
+	}
+	if err := first.Delete(ctx, "uid-03"); err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	delete(want, "uid-03")
+
+	// A new process with a different shard count finds every entry where it was written.
+	second := newLedger(t, ns, 7)
+	if second.Len() != len(want) {
+		t.Fatalf("reloaded %d entries, want %d", second.Len(), len(want))
+	}
+	for uid, e := range want {
+		got, ok := second.Get(uid)
+		if !ok || got != e {
+			t.Errorf("entry %s = %+v (found %v), want %+v", uid, got, ok, e)
+		}
+	}
+	if _, ok := second.Get("uid-03"); ok {
+		t.Error("deleted entry came back after reload")
+	}
+	updated := want["uid-05"]
+	updated.Revision = "main@sha1:" + fmt.Sprintf("%040d", 99)
+	if err := second.Put(ctx, "uid-05", updated); err != nil {
+		t.Fatal(err)
+	}
+	third := newLedger(t, ns, 7)
+	if got, _ := third.Get("uid-05"); got.Revision != updated.Revision {
+		t.Errorf("updated revision = %q, want %q", got.Revision, updated.Revision)
+	}
+
+	var cms corev1.ConfigMapList
+	if err := env.Client.List(ctx, &cms, client.InNamespace(ns), client.MatchingLabels{ledger.LabelKey: "v1"}); err != nil {
+		t.Fatal(err)
+	}
+	if len(cms.Items) == 0 || len(cms.Items) > 4 {
+		t.Errorf("entries spread over %d ConfigMaps, want 1..4 (the first ledger's shard count)", len(cms.Items))
+	}
+}
+
+func TestConfigMapsSkipsUnchangedWrites(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	l := newLedger(t, ns, 1)
+	e := ledger.Entry{Kind: "Kustomization", Namespace: "a", Name: "b", Revision: "main@sha1:" + fmt.Sprintf("%040d", 1)}
+	if err := l.Put(ctx, "u", e); err != nil {
+		t.Fatal(err)
+	}
+	var before corev1.ConfigMap
+	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "flux-commit-tracker-ledger-00"}, &before); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Put(ctx, "u", e); err != nil {
+		t.Fatal(err)
+	}
+	var after corev1.ConfigMap
+	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "flux-commit-tracker-ledger-00"}, &after); err != nil {
+		t.Fatal(err)
+	}
+	if before.ResourceVersion != after.ResourceVersion {
+		t.Errorf("unchanged Put rewrote the ConfigMap: resourceVersion %s → %s", before.ResourceVersion, after.ResourceVersion)
+	}
+}
+
+func TestConfigMapsHoldsTenThousandObjects(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 10,000 entries")
+	}
+	ctx := context.Background()
+	ns := newNamespace(t)
+	l := newLedger(t, ns, ledger.DefaultShards)
+	const n = 10000
+	long := ledger.Entry{Kind: "Kustomization", Namespace: "a-namespace-name-of-typical-length", Name: "an-object-name-that-is-rather-long-too-0000"}
+	// Fill the shards directly, one write per shard, then prove a Put lands next to 10,000 loaded entries.
+	shardData := map[int]map[string]string{}
+	for i := range n {
+		uid := fmt.Sprintf("00000000-0000-0000-0000-%012d", i)
+		e := long
+		e.Revision = fmt.Sprintf("refs/heads/main@sha1:%040d", i)
+		raw := fmt.Sprintf(`{"kind":%q,"namespace":%q,"name":%q,"revision":%q,"updatedAt":"2026-11-01T12:00:00Z"}`, e.Kind, e.Namespace, e.Name, e.Revision)
+		s := i % ledger.DefaultShards
+		if shardData[s] == nil {
+			shardData[s] = map[string]string{}
+		}
+		shardData[s][uid] = raw
+	}
+	for s, data := range shardData {
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("flux-commit-tracker-ledger-%02d", s), Labels: map[string]string{ledger.LabelKey: "v1"}}, Data: data}
+		if err := env.Client.Create(ctx, cm); err != nil {
+			t.Fatalf("create shard %d (%d entries): %v", s, len(data), err)
+		}
+	}
+	if err := l.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if l.Len() != n {
+		t.Fatalf("loaded %d entries, want %d", l.Len(), n)
+	}
+	extra := long
+	extra.Revision = "main@sha1:" + fmt.Sprintf("%040d", 7)
+	if err := l.Put(ctx, "extra-uid", extra); err != nil {
+		t.Fatalf("put beside 10,000 entries: %v", err)
+	}
+}

@@ -1,0 +1,59 @@
+package ledger
+
+import (
+	"maps"
+	"context"
+	"sync"
+)
+
+// Memory is a Ledger that lives only in memory.
+type Memory struct {
+	mu      sync.RWMutex
+	entries map[string]Entry
+}
+
+var _ Ledger = (*Memory)(nil)
+
+// NewMemory returns an empty in-memory ledger.
+func NewMemory() *Memory { return &Memory{entries: map[string]Entry{}} }
+
+// Load does nothing: the memory ledger starts empty.
+func (m *Memory) Load(context.Context) error { return nil }
+
+// Get returns the entry for uid.
+func (m *Memory) Get(uid string) (Entry, bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	e, ok := m.entries[uid]
+	return e, ok
+}
+
+// Put stores the entry for uid.
+func (m *Memory) Put(_ context.Context, uid string, e Entry) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.entries[uid] = e
+	return nil
+}
+
+// Delete removes the entry for uid.
+func (m *Memory) Delete(_ context.Context, uid string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.entries, uid)
+	return nil
+}
+
+// Len returns the number of entries.
+func (m *Memory) Len() int {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return len(m.entries)
+}
+
+// Entries returns a copy of all entries by UID.
+func (m *Memory) Entries() map[string]Entry {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return maps.Clone(m.entries)
+}

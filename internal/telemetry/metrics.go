@@ -1,0 +1,348 @@
+package telemetry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+)
+
+// ScopeName is the instrumentation scope of every meter, tracer and logger the
+// tracker creates.
+const ScopeName = "github.com/flux-commit-tracker/flux-commit-tracker"
+
+// Metric names. The three histograms keep the seed project's names so existing
+// dashboards and SLOs carry over.
+const (
+	MetricE2E             = "flux_commit_tracker.e2e.export-time"
+	MetricExport          = "flux_commit_tracker.kube-manifests-exporter.export-time"
+	MetricReconcile       = "flux_commit_tracker.flux.reconcile-time"
+	MetricCommitsRecorded = "flux_commit_tracker.commits.recorded"
+	MetricErrors          = "flux_commit_tracker.errors"
+	MetricClockSkew       = "flux_commit_tracker.clock-skew"
+	MetricTruncated       = "flux_commit_tracker.range.truncated-commits"
+	MetricNotRecorded     = "flux_commit_tracker.range.not-recorded"
+	MetricGitHubCalls     = "flux_commit_tracker.github.calls"
+)
+
+// Attribute keys. Object attributes identify the Flux object a sample is about;
+// commit SHAs never become attributes (they go to traces, logs and exemplars).
+const (
+	AttrCluster    = string(semconv.K8SClusterNameKey)       // k8s.cluster.name
+	AttrNamespace  = string(semconv.K8SNamespaceNameKey)     // k8s.namespace.name
+	AttrKind       = "flux.kind"                             // Kustomization, HelmRelease
+	AttrName       = "flux.name"                             // the Flux object's name
+	AttrRepository = string(semconv.VCSRepositoryURLFullKey) // vcs.repository.url.full
+	AttrReason     = "reason"
+	AttrStage      = "stage"
+	AttrStatus     = "status"
+	AttrOutcome    = "outcome"
+)
+
+// Other is what an enumerated attribute records when given a value outside its
+// fixed set, so a caller's typo cannot grow cardinality.
+const Other = "other"
+
+// Values of the error counter's reason attribute.
+const (
+	ReasonInvalidRevision = "invalid_revision" // a Flux revision that does not parse
+	ReasonRepositoryURL   = "repository_url"   // a source URL no provider understands
+	ReasonCommitNotFound  = "commit_not_found" // the provider has no such commit
+	ReasonGitHub          = "github"           // the GitHub API failed
+	ReasonGit             = "git"              // a git fetch or log failed
+	ReasonOCI             = "oci"              // an OCI registry call failed
+	ReasonExporterInfo    = "exporter_info"    // exporter-info.json missing or invalid
+	ReasonLedger          = "ledger"           // the exactly-once ledger failed
+)
+
+// Values of the clock-skew counter's stage attribute (see DESIGN.md).
+const (
+	StageExport    = "export"    // committed − upstream committed
+	StageFetch     = "fetch"     // fetched − committed
+	StageApply     = "apply"     // applied − fetched
+	StageReconcile = "reconcile" // applied − committed
+	StageE2E       = "e2e"       // applied − (upstream or) committed
+)
+
+// Values of the not-recorded counter's status attribute.
+const (
+	StatusBehind   = "behind"   // rollback: the new revision is an ancestor
+	StatusDiverged = "diverged" // force-push: no common first-parent history
+)
+
+// Values of the GitHub calls counter's outcome attribute.
+const (
+	OutcomeCacheHit    = "cache_hit"    // answered from the tracker's cache
+	OutcomeNotModified = "not_modified" // 304 to a conditional request
+	OutcomeSuccess     = "success"
+	OutcomeError       = "error"
+)
+
+// Kind is the instrument type of a [Definition].
+type Kind string
+
+// Instrument kinds.
+const (
+	Histogram Kind = "histogram" // float64 histogram with explicit buckets
+	Counter   Kind = "counter"   // int64 monotonic counter
+	Gauge     Kind = "gauge"     // float64 synchronous gauge
+)
+
+// Definition declares one metric. [Definitions] is the single source of truth
+// for instruments, tests and the README.
+type Definition struct {
+	Name        string
+	Kind        Kind
+	Unit        string
+	Description string
+	// Attributes lists the attribute keys every sample carries, in order.
+	Attributes []string
+	// Values fixes the allowed values of enumerated attributes; anything else
+	// is recorded as [Other].
+	Values map[string][]string
+	// Buckets are a histogram's explicit bucket boundaries.
+	Buckets []float64
+}
+
+// LatencyBuckets suit commit latencies from a second to two hours.
+var LatencyBuckets = []float64{1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200}
+
+// ObjectAttributeKeys are the attributes of [ObjectAttributes], in order.
+var ObjectAttributeKeys = []string{AttrCluster, AttrNamespace, AttrKind, AttrName, AttrRepository}
+
+// Definitions is every metric the tracker records.
+var Definitions = []Definition{
+	{
+		Name: MetricE2E, Kind: Histogram, Unit: "s", Buckets: LatencyBuckets,
+		Description: "Upstream commit (or the manifests commit when there is none) to applied by Flux; one sample per upstream commit.",
+		Attributes:  ObjectAttributeKeys,
+	},
+	{
+		Name: MetricExport, Kind: Histogram, Unit: "s", Buckets: LatencyBuckets,
+		Description: "Upstream commit to the manifests commit that exported it; one sample per upstream commit.",
+		Attributes:  ObjectAttributeKeys,
+	},
+	{
+		Name: MetricReconcile, Kind: Histogram, Unit: "s", Buckets: LatencyBuckets,
+		Description: "Manifests commit to applied by Flux; one sample per manifests commit.",
+		Attributes:  ObjectAttributeKeys,
+	},
+	{
+		Name: MetricCommitsRecorded, Kind: Counter, Unit: "{commit}",
+		Description: "Manifests commits recorded as applied.",
+		Attributes:  ObjectAttributeKeys,
+	},
+	{
+		Name: MetricErrors, Kind: Counter, Unit: "{error}",
+		Description: "Errors that stopped a revision or commit from being recorded, by reason.",
+		Attributes:  withKey(AttrReason),
+		Values: map[string][]string{AttrReason: {
+			ReasonInvalidRevision, ReasonRepositoryURL, ReasonCommitNotFound, ReasonGitHub,
+			ReasonGit, ReasonOCI, ReasonExporterInfo, ReasonLedger, Other,
+		}},
+	},
+	{
+		Name: MetricClockSkew, Kind: Counter, Unit: "{sample}",
+		Description: "Stage durations that came out negative (skewed clocks) and were recorded as 0.",
+		Attributes:  withKey(AttrStage),
+		Values: map[string][]string{AttrStage: {
+			StageExport, StageFetch, StageApply, StageReconcile, StageE2E, Other,
+		}},
+	},
+	{
+		Name: MetricTruncated, Kind: Counter, Unit: "{commit}",
+		Description: "Commits not recorded because a revision delivered more than the commit range cap.",
+		Attributes:  ObjectAttributeKeys,
+	},
+	{
+		Name: MetricNotRecorded, Kind: Counter, Unit: "{revision}",
+		Description: "Applied revisions whose commits were not recorded because they are behind (rollback) or diverged from (force-push) the last recorded one.",
+		Attributes:  withKey(AttrStatus),
+		Values:      map[string][]string{AttrStatus: {StatusBehind, StatusDiverged, Other}},
+	},
+	{
+		Name: MetricGitHubCalls, Kind: Counter, Unit: "{call}",
+		Description: "GitHub API lookups, by outcome.",
+		Attributes:  []string{AttrOutcome},
+		Values: map[string][]string{AttrOutcome: {
+			OutcomeCacheHit, OutcomeNotModified, OutcomeSuccess, OutcomeError, Other,
+		}},
+	},
+}
+
+func withKey(key string) []string {
+	return append(slices.Clone(ObjectAttributeKeys), key)
+}
+
+// ObjectAttributes identify the Flux object a sample is about. Empty fields are
+// recorded as empty strings so every series of a metric has the same labels.
+type ObjectAttributes struct {
+	Cluster, Namespace, Kind, Name, Repository string
+}
+
+func (a ObjectAttributes) set(extra ...attribute.KeyValue) attribute.Set {
+	kvs := append([]attribute.KeyValue{
+		attribute.String(AttrCluster, a.Cluster),
+		attribute.String(AttrNamespace, a.Namespace),
+		attribute.String(AttrKind, a.Kind),
+		attribute.String(AttrName, a.Name),
+		attribute.String(AttrRepository, a.Repository),
+	}, extra...)
+	return attribute.NewSet(kvs...)
+}
+
+// Metrics records the tracker's metrics. Build it once with [NewMetrics] and
+// pass it to whoever records. A nil *Metrics records nothing.
+type Metrics struct {
+	e2e, export, reconcile              metric.Float64Histogram
+	commitsRecorded, errors, clockSkew  metric.Int64Counter
+	truncated, notRecorded, githubCalls metric.Int64Counter
+	values                              map[string]map[string][]string // metric → key → allowed
+}
+
+// NewMetrics creates every instrument in [Definitions] on mp's meter for
+// [ScopeName].
+func NewMetrics(mp metric.MeterProvider) (*Metrics, error) {
+	if mp == nil {
+		return nil, errors.New("telemetry: nil MeterProvider")
+	}
+	inst, err := newInstruments(mp.Meter(ScopeName), Definitions)
+	if err != nil {
+		return nil, err
+	}
+	var errs []error
+	m := &Metrics{
+		e2e:             instrument[metric.Float64Histogram](inst, MetricE2E, &errs),
+		export:          instrument[metric.Float64Histogram](inst, MetricExport, &errs),
+		reconcile:       instrument[metric.Float64Histogram](inst, MetricReconcile, &errs),
+		commitsRecorded: instrument[metric.Int64Counter](inst, MetricCommitsRecorded, &errs),
+		errors:          instrument[metric.Int64Counter](inst, MetricErrors, &errs),
+		clockSkew:       instrument[metric.Int64Counter](inst, MetricClockSkew, &errs),
+		truncated:       instrument[metric.Int64Counter](inst, MetricTruncated, &errs),
+		notRecorded:     instrument[metric.Int64Counter](inst, MetricNotRecorded, &errs),
+		githubCalls:     instrument[metric.Int64Counter](inst, MetricGitHubCalls, &errs),
+		values:          map[string]map[string][]string{},
+	}
+	for _, d := range Definitions {
+		m.values[d.Name] = d.Values
+	}
+	return m, errors.Join(errs...)
+}
+
+// newInstruments creates one instrument per definition, keyed by name.
+func newInstruments(meter metric.Meter, defs []Definition) (map[string]any, error) {
+	inst := make(map[string]any, len(defs))
+	for _, d := range defs {
+		var (
+			in  any
+			err error
+		)
+		switch d.Kind {
+		case Histogram:
+			in, err = meter.Float64Histogram(d.Name, metric.WithUnit(d.Unit), metric.WithDescription(d.Description),
+				metric.WithExplicitBucketBoundaries(d.Buckets...))
+		case Counter:
+			in, err = meter.Int64Counter(d.Name, metric.WithUnit(d.Unit), metric.WithDescription(d.Description))
+		case Gauge:
+			in, err = meter.Float64Gauge(d.Name, metric.WithUnit(d.Unit), metric.WithDescription(d.Description))
+		default:
+			err = fmt.Errorf("unknown kind %q", d.Kind)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("telemetry: metric %s: %w", d.Name, err)
+		}
+		inst[d.Name] = in
+	}
+	return inst, nil
+}
+
+func instrument[T any](inst map[string]any, name string, errs *[]error) T {
+	in, ok := inst[name].(T)
+	if !ok {
+		var zero T
+		*errs = append(*errs, fmt.Errorf("telemetry: metric %s: not defined as %T", name, zero))
+	}
+	return in
+}
+
+// enum returns v if it is an allowed value of key on metric name, else Other.
+func (m *Metrics) enum(name, key, v string) attribute.KeyValue {
+	if !slices.Contains(m.values[name][key], v) {
+		v = Other
+	}
+	return attribute.String(key, v)
+}
+
+// Durations must not be negative: the caller clamps skew to 0 (and calls
+// AddClockSkew). A negative duration reaching here is a caller bug and is
+// dropped rather than recorded.
+
+// ObserveE2E records upstream commit (or manifests commit) → applied.
+func (m *Metrics) ObserveE2E(ctx context.Context, d time.Duration, a ObjectAttributes) {
+	if m != nil && d >= 0 {
+		m.e2e.Record(ctx, d.Seconds(), metric.WithAttributeSet(a.set()))
+	}
+}
+
+// ObserveExport records upstream commit → manifests commit.
+func (m *Metrics) ObserveExport(ctx context.Context, d time.Duration, a ObjectAttributes) {
+	if m != nil && d >= 0 {
+		m.export.Record(ctx, d.Seconds(), metric.WithAttributeSet(a.set()))
+	}
+}
+
+// ObserveReconcile records manifests commit → applied.
+func (m *Metrics) ObserveReconcile(ctx context.Context, d time.Duration, a ObjectAttributes) {
+	if m != nil && d >= 0 {
+		m.reconcile.Record(ctx, d.Seconds(), metric.WithAttributeSet(a.set()))
+	}
+}
+
+// AddCommitsRecorded counts n manifests commits recorded; n <= 0 is ignored.
+func (m *Metrics) AddCommitsRecorded(ctx context.Context, n int, a ObjectAttributes) {
+	if m != nil && n > 0 {
+		m.commitsRecorded.Add(ctx, int64(n), metric.WithAttributeSet(a.set()))
+	}
+}
+
+// AddError counts one error; reason is one of the Reason* constants.
+func (m *Metrics) AddError(ctx context.Context, reason string, a ObjectAttributes) {
+	if m != nil {
+		m.errors.Add(ctx, 1, metric.WithAttributeSet(a.set(m.enum(MetricErrors, AttrReason, reason))))
+	}
+}
+
+// AddClockSkew counts one negative duration clamped to 0 at stage (a Stage*
+// constant).
+func (m *Metrics) AddClockSkew(ctx context.Context, stage string, a ObjectAttributes) {
+	if m != nil {
+		m.clockSkew.Add(ctx, 1, metric.WithAttributeSet(a.set(m.enum(MetricClockSkew, AttrStage, stage))))
+	}
+}
+
+// AddTruncated counts n commits cut by the range cap; n <= 0 is ignored.
+func (m *Metrics) AddTruncated(ctx context.Context, n int, a ObjectAttributes) {
+	if m != nil && n > 0 {
+		m.truncated.Add(ctx, int64(n), metric.WithAttributeSet(a.set()))
+	}
+}
+
+// AddNotRecorded counts one revision not recorded; status is StatusBehind or
+// StatusDiverged.
+func (m *Metrics) AddNotRecorded(ctx context.Context, status string, a ObjectAttributes) {
+	if m != nil {
+		m.notRecorded.Add(ctx, 1, metric.WithAttributeSet(a.set(m.enum(MetricNotRecorded, AttrStatus, status))))
+	}
+}
+
+// AddGitHubCall counts one GitHub lookup; outcome is an Outcome* constant.
+func (m *Metrics) AddGitHubCall(ctx context.Context, outcome string) {
+	if m != nil {
+		m.githubCalls.Add(ctx, 1, metric.WithAttributeSet(attribute.NewSet(m.enum(MetricGitHubCalls, AttrOutcome, outcome))))
+	}
+}

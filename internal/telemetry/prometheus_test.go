@@ -1,0 +1,152 @@
+package telemetry
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"go.opentelemetry.io/otel/metric"
+)
+
+// scrape GETs /metrics in the Prometheus text format.
+func scrape(t *testing.T, h http.Handler) (string, map[string]*dto.MetricFamily) {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	p := expfmt.NewTextParser(model.LegacyValidation)
+	fams, err := p.TextToMetricFamilies(bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("parse: %v\n%s", err, body)
+	}
+	return string(body), fams
+}
+
+// TestPrometheusExport scrapes the real exporter and checks its names against
+// PrometheusName, so the README table is what /metrics serves.
+func TestPrometheusExport(t *testing.T) {
+	tel, err := Setup(context.Background(), Config{Stdout: io.Discard, ServiceVersion: "v1.2.3", ClusterName: "prod-eu"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tel.Shutdown(context.Background()) }()
+	m, err := NewMetrics(tel.MeterProvider)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	m.ObserveE2E(ctx, 90*time.Second, obj)
+	m.ObserveExport(ctx, 30*time.Second, obj)
+	m.ObserveReconcile(ctx, 60*time.Second, obj)
+	m.AddCommitsRecorded(ctx, 2, obj)
+	m.AddError(ctx, ReasonGitHub, obj)
+	m.AddClockSkew(ctx, StageApply, obj)
+	m.AddTruncated(ctx, 5, obj)
+	m.AddNotRecorded(ctx, StatusBehind, obj)
+	m.AddGitHubCall(ctx, OutcomeSuccess)
+
+	// No definition is a gauge yet: check that naming path on a stand-in.
+	gauge := Definition{Name: "flux_commit_tracker.test.lag-time", Kind: Gauge, Unit: "s", Description: "test gauge"}
+	inst, err := newInstruments(tel.MeterProvider.Meter("test"), []Definition{gauge})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst[gauge.Name].(metric.Float64Gauge).Record(ctx, 4)
+
+	body, fams := scrape(t, tel.MetricsHandler)
+
+	// The names the README promises, spelled out.
+	for _, series := range []string{
+		"flux_commit_tracker_e2e_export_time_seconds_bucket{",
+		"flux_commit_tracker_e2e_export_time_seconds_sum{",
+		"flux_commit_tracker_e2e_export_time_seconds_count{",
+		"flux_commit_tracker_kube_manifests_exporter_export_time_seconds_bucket{",
+		"flux_commit_tracker_kube_manifests_exporter_export_time_seconds_sum{",
+		"flux_commit_tracker_kube_manifests_exporter_export_time_seconds_count{",
+		"flux_commit_tracker_flux_reconcile_time_seconds_bucket{",
+		"flux_commit_tracker_flux_reconcile_time_seconds_sum{",
+		"flux_commit_tracker_flux_reconcile_time_seconds_count{",
+		"flux_commit_tracker_commits_recorded_total{",
+		`flux_commit_tracker_e2e_export_time_seconds_bucket{flux_kind="Kustomization",flux_name="apps",k8s_cluster_name="prod-eu",k8s_namespace_name="flux-system",vcs_repository_url_full="https://github.com/acme/kube-manifests",le="120"} 1`,
+		`flux_commit_tracker_github_calls_total{outcome="success"} 1`,
+		"flux_commit_tracker_test_lag_time_seconds ",
+	} {
+		if !strings.Contains(body, series) {
+			t.Errorf("scrape lacks %q", series)
+		}
+	}
+	if strings.Contains(body, "otel_scope_") {
+		t.Error("otel_scope_* labels present; the exporter should run WithoutScopeInfo")
+	}
+
+	// Every definition: family name, type and label names.
+	types := map[Kind]dto.MetricType{Histogram: dto.MetricType_HISTOGRAM, Counter: dto.MetricType_COUNTER, Gauge: dto.MetricType_GAUGE}
+	for _, d := range append(slices.Clone(Definitions), gauge) {
+		name, err := PrometheusName(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fam, ok := fams[name]
+		if !ok {
+			t.Errorf("%s: family %s not scraped", d.Name, name)
+			continue
+		}
+		if fam.GetType() != types[d.Kind] {
+			t.Errorf("%s: type %v, want %v", name, fam.GetType(), types[d.Kind])
+		}
+		var want []string
+		for _, k := range d.Attributes {
+			l, err := PrometheusLabel(k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, l)
+		}
+		slices.Sort(want)
+		for _, mt := range fam.GetMetric() {
+			var got []string
+			for _, lp := range mt.GetLabel() {
+				got = append(got, lp.GetName())
+			}
+			slices.Sort(got)
+			if !slices.Equal(got, want) {
+				t.Errorf("%s: labels %v, want %v", name, got, want)
+			}
+		}
+	}
+
+	// target_info carries the resource.
+	ti, ok := fams["target_info"]
+	if !ok {
+		t.Fatal("no target_info")
+	}
+	labels := map[string]string{}
+	for _, lp := range ti.GetMetric()[0].GetLabel() {
+		labels[lp.GetName()] = lp.GetValue()
+	}
+	for k, v := range map[string]string{"service_name": "flux-commit-tracker", "service_version": "v1.2.3", "k8s_cluster_name": "prod-eu"} {
+		if labels[k] != v {
+			t.Errorf("target_info %s = %q, want %q", k, labels[k], v)
+		}
+	}
+}

@@ -1,0 +1,179 @@
+// Package telemetrytest gives other packages' tests a telemetry.Telemetry whose
+// metrics, spans and logs they can read back.
+package telemetrytest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/telemetry"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/attribute"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+)
+
+// Telemetry is a telemetry.Telemetry backed by in-memory readers.
+type Telemetry struct {
+	*telemetry.Telemetry
+	// Metrics records into MeterProvider.
+	Metrics *telemetry.Metrics
+	// Reader collects MeterProvider's metrics on demand.
+	Reader *sdkmetric.ManualReader
+	// Spans holds every ended span (exported synchronously).
+	Spans *tracetest.InMemoryExporter
+
+	logs *syncBuffer
+}
+
+// New builds a Telemetry logging JSON at trace level into memory; it is shut
+// down when tb ends.
+func New(tb testing.TB) *Telemetry {
+	tb.Helper()
+	reader := sdkmetric.NewManualReader()
+	reg := prometheus.NewRegistry()
+	prom, err := otelprom.New(otelprom.WithRegisterer(reg), otelprom.WithoutScopeInfo())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader), sdkmetric.WithReader(prom))
+	spans := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(spans))
+	logs := &syncBuffer{}
+	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: telemetry.LevelTrace}))
+
+	m, err := telemetry.NewMetrics(mp)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	t := &Telemetry{
+		Telemetry: &telemetry.Telemetry{
+			Logger:         logger,
+			MeterProvider:  mp,
+			TracerProvider: tp,
+			MetricsHandler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
+			Gatherer:       reg,
+			Shutdown: func(ctx context.Context) error {
+				return errors.Join(tp.Shutdown(ctx), mp.Shutdown(ctx))
+			},
+		},
+		Metrics: m,
+		Reader:  reader,
+		Spans:   spans,
+		logs:    logs,
+	}
+	tb.Cleanup(func() { _ = t.Shutdown(context.Background()) })
+	return t
+}
+
+// Collect reads every metric recorded so far.
+func (t *Telemetry) Collect(tb testing.TB) metricdata.ResourceMetrics {
+	tb.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := t.Reader.Collect(context.Background(), &rm); err != nil {
+		tb.Fatal(err)
+	}
+	return rm
+}
+
+// Counter sums the counter name over data points carrying all of attrs.
+func (t *Telemetry) Counter(tb testing.TB, name string, attrs ...attribute.KeyValue) int64 {
+	tb.Helper()
+	var total int64
+	if m, ok := t.find(tb, name); ok {
+		sum, ok := m.Data.(metricdata.Sum[int64])
+		if !ok {
+			tb.Fatalf("%s is %T, not an int64 counter", name, m.Data)
+		}
+		for _, dp := range sum.DataPoints {
+			if matches(dp.Attributes, attrs) {
+				total += dp.Value
+			}
+		}
+	}
+	return total
+}
+
+// Histogram returns the sample count and sum of histogram name over data
+// points carrying all of attrs.
+func (t *Telemetry) Histogram(tb testing.TB, name string, attrs ...attribute.KeyValue) (count uint64, sum float64) {
+	tb.Helper()
+	if m, ok := t.find(tb, name); ok {
+		h, ok := m.Data.(metricdata.Histogram[float64])
+		if !ok {
+			tb.Fatalf("%s is %T, not a float64 histogram", name, m.Data)
+		}
+		for _, dp := range h.DataPoints {
+			if matches(dp.Attributes, attrs) {
+				count += dp.Count
+				sum += dp.Sum
+			}
+		}
+	}
+	return count, sum
+}
+
+// Logs returns every log record so far, decoded from JSON.
+func (t *Telemetry) Logs(tb testing.TB) []map[string]any {
+	tb.Helper()
+	var out []map[string]any
+	sc := bufio.NewScanner(strings.NewReader(t.logs.String()))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			tb.Fatalf("log line %q: %v", sc.Text(), err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func (t *Telemetry) find(tb testing.TB, name string) (metricdata.Metrics, bool) {
+	tb.Helper()
+	for _, sm := range t.Collect(tb).ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if m.Name == name {
+				return m, true
+			}
+		}
+	}
+	return metricdata.Metrics{}, false
+}
+
+func matches(set attribute.Set, want []attribute.KeyValue) bool {
+	for _, kv := range want {
+		if v, ok := set.Value(kv.Key); !ok || v != kv.Value {
+			return false
+		}
+	}
+	return true
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

@@ -1,0 +1,318 @@
+// Package tracker turns one Flux apply into per-commit latency records, exactly once: it checks the ledger,
+// finds the commits the apply delivered and their upstream commits, computes the stage durations and emits them.
+package tracker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	"k8s.io/utils/clock"
+
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/exporterinfo"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/flux"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/latency"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/ledger"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/revision"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/telemetry"
+)
+
+// ErrPermanent marks failures that retrying cannot fix; the apply is not retried.
+var ErrPermanent = errors.New("permanent")
+
+// Outcome says what Process did with an apply.
+type Outcome string
+
+const (
+	// Pending: the object has not applied any revision yet.
+	Pending Outcome = "pending"
+	// Unchanged: the revision was already recorded.
+	Unchanged Outcome = "unchanged"
+	// Baseline: first sight of the object; its revision is remembered and nothing is recorded.
+	Baseline Outcome = "baseline"
+	// Recorded: the delivered commits were recorded.
+	Recorded Outcome = "recorded"
+	// NotRecorded: the revision moved backwards or sideways (rollback, force-push), or could not be resolved.
+	NotRecorded Outcome = "not_recorded"
+)
+
+// Recorder receives what the tracker measures; telemetry.Metrics implements it.
+type Recorder interface {
+	ObserveE2E(ctx context.Context, d time.Duration, a telemetry.ObjectAttributes)
+	ObserveExport(ctx context.Context, d time.Duration, a telemetry.ObjectAttributes)
+	ObserveReconcile(ctx context.Context, d time.Duration, a telemetry.ObjectAttributes)
+	AddCommitsRecorded(ctx context.Context, n int, a telemetry.ObjectAttributes)
+	AddError(ctx context.Context, reason string, a telemetry.ObjectAttributes)
+	AddClockSkew(ctx context.Context, stage string, a telemetry.ObjectAttributes)
+	AddTruncated(ctx context.Context, n int, a telemetry.ObjectAttributes)
+	AddNotRecorded(ctx context.Context, status string, a telemetry.ObjectAttributes)
+}
+
+// ProviderFor returns the commit provider serving repo.
+type ProviderFor func(repo commits.Repository) (commits.Provider, error)
+
+// Options configures a Tracker.
+type Options struct {
+	Ledger    ledger.Ledger
+	Providers ProviderFor
+	Recorder  Recorder
+	Tracer    trace.Tracer
+	Logger    *slog.Logger
+	Clock     clock.PassiveClock
+	// ClusterName is the k8s.cluster.name attribute on every sample.
+	ClusterName string
+	// CommitTime picks committer or author time as a commit's time.
+	CommitTime commits.TimeSource
+	// ExporterInfoPath is where exporter-info.json sits in the manifests repository; empty disables it.
+	ExporterInfoPath string
+}
+
+// Tracker records per-commit latency for Flux applies.
+type Tracker struct{ opts Options }
+
+// New returns a Tracker; Ledger, Providers, Recorder, Tracer and Logger are required.
+func New(opts Options) (*Tracker, error) {
+	if opts.Ledger == nil || opts.Providers == nil || opts.Recorder == nil || opts.Tracer == nil || opts.Logger == nil {
+		return nil, errors.New("tracker: ledger, providers, recorder, tracer and logger are required")
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.RealClock{}
+	}
+	if opts.CommitTime == "" {
+		opts.CommitTime = commits.CommitterTime
+	}
+	return &Tracker{opts: opts}, nil
+}
+
+// Result reports what Process did.
+type Result struct {
+	Outcome Outcome
+	// Commits are the delivered manifests commits that were recorded, oldest first.
+	Commits []latency.DeliveredCommit
+	Samples []latency.Sample
+	// Applied is the apply time used; AppliedFromFlux says whether it came from Flux's Ready condition.
+	Applied         time.Time
+	AppliedFromFlux bool
+}
+
+// Process records the commits d's current revision delivered, unless already recorded.
+// It returns an error wrapping ErrPermanent when retrying cannot help.
+func (t *Tracker) Process(ctx context.Context, d flux.Deployment) (res Result, err error) {
+	observed := t.opts.Clock.Now()
+	ctx, span := t.opts.Tracer.Start(ctx, "flux-commit-tracker.apply", trace.WithAttributes(
+		attribute.String("k8s.cluster.name", t.opts.ClusterName),
+		attribute.String("k8s.namespace.name", d.Namespace),
+		attribute.String("flux.kind", d.Kind),
+		attribute.String("flux.name", d.Name),
+		attribute.String("flux.revision", d.Revision),
+	))
+	log := t.opts.Logger.With("namespace", d.Namespace, "kind", d.Kind, "name", d.Name, "revision", d.Revision)
+	attrs := telemetry.ObjectAttributes{Cluster: t.opts.ClusterName, Namespace: d.Namespace, Kind: d.Kind, Name: d.Name, Repository: d.RepositoryURL}
+	defer func() {
+		span.SetAttributes(attribute.String("flux_commit_tracker.outcome", string(res.Outcome)), attribute.Int("flux_commit_tracker.commits", len(res.Commits)))
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, err.Error())
+			log.Error("apply not recorded", "error", err)
+		}
+		span.End()
+	}()
+
+	if d.Revision == "" {
+		return Result{Outcome: Pending}, nil
+	}
+	entry, known := t.opts.Ledger.Get(d.UID)
+	if known && entry.Revision == d.Revision {
+		return Result{Outcome: Unchanged}, nil
+	}
+	head, err := revision.Parse(d.Revision)
+	if err != nil {
+		t.opts.Recorder.AddError(ctx, telemetry.ReasonInvalidRevision, attrs)
+		// Remember the bad revision so it is counted once; the next good one becomes a fresh baseline.
+		if perr := t.checkpoint(ctx, d, observed); perr != nil {
+			return Result{}, perr
+		}
+		return Result{Outcome: NotRecorded}, fmt.Errorf("%w: %w", ErrPermanent, err)
+	}
+	base, baseErr := revision.Parse(entry.Revision)
+	if !known || baseErr != nil {
+		log.Info("first sight of object: revision kept as baseline, nothing recorded")
+		return Result{Outcome: Baseline}, t.checkpoint(ctx, d, observed)
+	}
+	if base.Equal(head) {
+		return Result{Outcome: Unchanged}, t.checkpoint(ctx, d, observed)
+	}
+
+	repo, err := repositoryOf(d)
+	if err != nil {
+		t.opts.Recorder.AddError(ctx, telemetry.ReasonRepositoryURL, attrs)
+		return Result{Outcome: NotRecorded}, fmt.Errorf("%w: %w", ErrPermanent, err)
+	}
+	attrs.Repository = repo.String()
+	span.SetAttributes(attribute.String("vcs.repository.url.full", repo.String()))
+	provider, err := t.opts.Providers(repo)
+	if err != nil {
+		t.opts.Recorder.AddError(ctx, telemetry.ReasonRepositoryURL, attrs)
+		return Result{Outcome: NotRecorded}, fmt.Errorf("%w: %w", ErrPermanent, err)
+	}
+
+	rng, err := provider.Range(ctx, repo, base.Digest, head.Digest)
+	switch {
+	case errors.Is(err, commits.ErrNotFound):
+		t.opts.Recorder.AddError(ctx, telemetry.ReasonCommitNotFound, attrs)
+		log.Warn("commit range not found in repository: nothing recorded", "repository", repo.String(), "base", base.Digest)
+		if perr := t.checkpoint(ctx, d, observed); perr != nil {
+			return Result{}, perr
+		}
+		return Result{Outcome: NotRecorded}, fmt.Errorf("%w: range %s..%s in %s: %w", ErrPermanent, base.Digest, head.Digest, repo, err)
+	case err != nil:
+		t.opts.Recorder.AddError(ctx, telemetry.ReasonGitHub, attrs)
+		return Result{}, fmt.Errorf("range %s..%s in %s: %w", base.Digest, head.Digest, repo, err)
+	}
+	if rng.Status != commits.Ahead {
+		if rng.Status != commits.Identical {
+			t.opts.Recorder.AddNotRecorded(ctx, string(rng.Status), attrs)
+			log.Warn("revision is not ahead of the recorded one (rollback or force-push): nothing recorded",
+				"status", string(rng.Status), "previous_revision", entry.Revision)
+		}
+		return Result{Outcome: NotRecorded}, t.checkpoint(ctx, d, observed)
+	}
+	if rng.Truncated > 0 {
+		t.opts.Recorder.AddTruncated(ctx, rng.Truncated, attrs)
+		log.Warn("commit range exceeds the cap: oldest commits not recorded", "truncated", rng.Truncated, "cap", commits.MaxRangeCommits)
+	}
+
+	delivered := make([]latency.DeliveredCommit, 0, len(rng.Commits))
+	for _, c := range rng.Commits {
+		upstream, err := t.upstream(ctx, provider, repo, d, c.SHA, attrs, log)
+		if err != nil {
+			return Result{}, err
+		}
+		delivered = append(delivered, latency.DeliveredCommit{SHA: c.SHA, Committed: c.Time(t.opts.CommitTime), Upstream: upstream})
+	}
+
+	applied, fromFlux := d.Applied, true
+	if applied.IsZero() {
+		applied, fromFlux = observed, false
+	}
+	samples := latency.Compute(applied, delivered)
+
+	// The ledger is written before anything is emitted: a failed write leaves nothing recorded to repeat.
+	if err := t.checkpoint(ctx, d, observed); err != nil {
+		t.opts.Recorder.AddError(ctx, telemetry.ReasonLedger, attrs)
+		return Result{}, err
+	}
+	t.emit(ctx, samples, attrs)
+	t.opts.Recorder.AddCommitsRecorded(ctx, len(delivered), attrs)
+	for _, c := range delivered {
+		log.Info("commit applied", "commit", c.SHA, "committed", c.Committed, "applied", applied,
+			"applied_from_flux", fromFlux, "observed", observed, "reconcile_seconds", applied.Sub(c.Committed).Seconds(),
+			"upstream_commits", len(c.Upstream), "repository", repo.String())
+	}
+	return Result{Outcome: Recorded, Commits: delivered, Samples: samples, Applied: applied, AppliedFromFlux: fromFlux}, nil
+}
+
+// upstream reads the exporter-info file at sha; a missing file means no upstream stage.
+func (t *Tracker) upstream(ctx context.Context, p commits.Provider, repo commits.Repository, d flux.Deployment, sha string, attrs telemetry.ObjectAttributes, log *slog.Logger) ([]latency.UpstreamCommit, error) {
+	path := t.opts.ExporterInfoPath
+	if d.HasExporterInfoPath {
+		path = d.ExporterInfoPath
+	}
+	if path == "" {
+		return nil, nil
+	}
+	data, err := p.File(ctx, repo, sha, path, exporterinfo.MaxSize)
+	switch {
+	case errors.Is(err, commits.ErrNotFound):
+		return nil, nil
+	case errors.Is(err, commits.ErrTooLarge):
+		t.opts.Recorder.AddError(ctx, telemetry.ReasonExporterInfo, attrs)
+		log.Warn("exporter info too large: commit recorded without upstream stage", "commit", sha, "path", path, "error", err)
+		return nil, nil
+	case err != nil:
+		t.opts.Recorder.AddError(ctx, telemetry.ReasonGitHub, attrs)
+		return nil, fmt.Errorf("read %s at %s: %w", path, sha, err)
+	}
+	info, err := exporterinfo.Decode(data)
+	if err != nil {
+		t.opts.Recorder.AddError(ctx, telemetry.ReasonExporterInfo, attrs)
+		log.Warn("bad exporter info: commit recorded without upstream stage", "commit", sha, "path", path, "error", err)
+		return nil, nil
+	}
+	out := make([]latency.UpstreamCommit, 0, len(info.Commits))
+	for _, u := range info.Commits {
+		out = append(out, latency.UpstreamCommit{SHA: u.Hash, Time: u.Time})
+	}
+	return out, nil
+}
+
+func (t *Tracker) emit(ctx context.Context, samples []latency.Sample, attrs telemetry.ObjectAttributes) {
+	for _, s := range samples {
+		if s.Skewed {
+			t.opts.Recorder.AddClockSkew(ctx, string(s.Stage), attrs)
+		}
+		switch s.Stage {
+		case latency.StageE2E:
+			t.opts.Recorder.ObserveE2E(ctx, s.Duration, attrs)
+		case latency.StageExport:
+			t.opts.Recorder.ObserveExport(ctx, s.Duration, attrs)
+		case latency.StageReconcile:
+			t.opts.Recorder.ObserveReconcile(ctx, s.Duration, attrs)
+		}
+	}
+}
+
+// Forget drops the ledger entries of a deleted object.
+func (t *Tracker) Forget(ctx context.Context, kind, namespace, name string) error {
+	return t.Prune(ctx, func(e ledger.Entry) (bool, error) {
+		return e.Kind != kind || e.Namespace != namespace || e.Name != name, nil
+	})
+}
+
+// Prune drops the ledger entries for which exists reports false, e.g. objects deleted while the tracker was down.
+func (t *Tracker) Prune(ctx context.Context, exists func(ledger.Entry) (bool, error)) error {
+	for uid, e := range t.opts.Ledger.Entries() {
+		ok, err := exists(e)
+		if err != nil {
+			return fmt.Errorf("prune ledger: %w", err)
+		}
+		if ok {
+			continue
+		}
+		if err := t.opts.Ledger.Delete(ctx, uid); err != nil {
+			return fmt.Errorf("forget %s %s/%s: %w", e.Kind, e.Namespace, e.Name, err)
+		}
+		t.opts.Logger.Info("object gone: ledger entry removed", "kind", e.Kind, "namespace", e.Namespace, "name", e.Name)
+	}
+	return nil
+}
+
+func (t *Tracker) checkpoint(ctx context.Context, d flux.Deployment, at time.Time) error {
+	e := ledger.Entry{Kind: d.Kind, Namespace: d.Namespace, Name: d.Name, Revision: d.Revision, UpdatedAt: at.UTC().Truncate(time.Second)}
+	if err := t.opts.Ledger.Put(ctx, d.UID, e); err != nil {
+		return fmt.Errorf("checkpoint %s/%s at %s: %w", d.Namespace, d.Name, d.Revision, err)
+	}
+	return nil
+}
+
+// repositoryOf resolves the repository from the override annotation, else the source URL.
+func repositoryOf(d flux.Deployment) (commits.Repository, error) {
+	if d.RepositoryOverride != "" {
+		repo, err := commits.ParseRepositoryOverride(d.RepositoryOverride)
+		if err != nil {
+			return commits.Repository{}, fmt.Errorf("annotation %s: %w", flux.AnnotationRepository, err)
+		}
+		return repo, nil
+	}
+	if d.RepositoryURL == "" {
+		return commits.Repository{}, fmt.Errorf("%s %s/%s: source %s %s/%s not found or has no URL",
+			d.Kind, d.Namespace, d.Name, d.SourceKind, d.SourceNamespace, d.SourceName)
+	}
+	return commits.ParseRepositoryURL(d.RepositoryURL)
+}
