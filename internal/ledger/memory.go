@@ -1,8 +1,8 @@
 package ledger
 
 import (
-	"maps"
 	"context"
+	"maps"
 	"sync"
 )
 

@@ -133,11 +133,8 @@ func (t *Tracker) Process(ctx context.Context, d flux.Deployment) (res Result, e
 	}
 	head, err := revision.Parse(d.Revision)
 	if err != nil {
+		// The ledger keeps the last good revision, so the next good one delivers everything since.
 		t.opts.Recorder.AddError(ctx, telemetry.ReasonInvalidRevision, attrs)
-		// Remember the bad revision so it is counted once; the next good one becomes a fresh baseline.
-		if perr := t.checkpoint(ctx, d, observed); perr != nil {
-			return Result{}, perr
-		}
 		return Result{Outcome: NotRecorded}, fmt.Errorf("%w: %w", ErrPermanent, err)
 	}
 	base, baseErr := revision.Parse(entry.Revision)
@@ -166,10 +163,7 @@ func (t *Tracker) Process(ctx context.Context, d flux.Deployment) (res Result, e
 	switch {
 	case errors.Is(err, commits.ErrNotFound):
 		t.opts.Recorder.AddError(ctx, telemetry.ReasonCommitNotFound, attrs)
-		log.Warn("commit range not found in repository: nothing recorded", "repository", repo.String(), "base", base.Digest)
-		if perr := t.checkpoint(ctx, d, observed); perr != nil {
-			return Result{}, perr
-		}
+		log.Warn("commit range not found in repository: nothing recorded until a revision it knows", "repository", repo.String(), "base", base.Digest)
 		return Result{Outcome: NotRecorded}, fmt.Errorf("%w: range %s..%s in %s: %w", ErrPermanent, base.Digest, head.Digest, repo, err)
 	case err != nil:
 		t.opts.Recorder.AddError(ctx, telemetry.ReasonGitHub, attrs)
@@ -210,10 +204,12 @@ func (t *Tracker) Process(ctx context.Context, d flux.Deployment) (res Result, e
 	}
 	t.emit(ctx, samples, attrs)
 	t.opts.Recorder.AddCommitsRecorded(ctx, len(delivered), attrs)
-	for _, c := range delivered {
+	for i, c := range delivered {
+		reconcile := samples[reconcileIndex(samples, c.SHA)]
 		log.Info("commit applied", "commit", c.SHA, "committed", c.Committed, "applied", applied,
-			"applied_from_flux", fromFlux, "observed", observed, "reconcile_seconds", applied.Sub(c.Committed).Seconds(),
-			"upstream_commits", len(c.Upstream), "repository", repo.String())
+			"applied_from_flux", fromFlux, "observed", observed, "reconcile_seconds", reconcile.Duration.Seconds(),
+			"clock_skew", reconcile.Skewed, "upstream_commits", len(c.Upstream), "repository", repo.String(),
+			"position", i+1, "of", len(delivered))
 	}
 	return Result{Outcome: Recorded, Commits: delivered, Samples: samples, Applied: applied, AppliedFromFlux: fromFlux}, nil
 }
@@ -250,6 +246,16 @@ func (t *Tracker) upstream(ctx context.Context, p commits.Provider, repo commits
 		out = append(out, latency.UpstreamCommit{SHA: u.Hash, Time: u.Time})
 	}
 	return out, nil
+}
+
+// reconcileIndex finds the reconcile sample of commit sha; Compute emits one per delivered commit.
+func reconcileIndex(samples []latency.Sample, sha string) int {
+	for i, s := range samples {
+		if s.Stage == latency.StageReconcile && s.Commit == sha {
+			return i
+		}
+	}
+	return -1
 }
 
 func (t *Tracker) emit(ctx context.Context, samples []latency.Sample, attrs telemetry.ObjectAttributes) {

@@ -620,8 +620,10 @@ func TestAuth(t *testing.T) {
 			wantPaths: []string{"GET /repos/acme/manifests/commits/{sha} 200", "GET /repos/acme/manifests/commits/{sha} 200"},
 		},
 		{
-			name:      "wrong token is rejected, not retried",
-			setup:     func(srv *githubtest.Server) github.Options { return github.Options{BaseURL: srv.URL, Token: "ghp_wrong"} },
+			name: "wrong token is rejected, not retried",
+			setup: func(srv *githubtest.Server) github.Options {
+				return github.Options{BaseURL: srv.URL, Token: "ghp_wrong"}
+			},
 			wantErr:   true,
 			wantPaths: []string{"GET /repos/acme/manifests/commits/{sha} 401"},
 		},
