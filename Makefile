@@ -9,7 +9,7 @@ GOLANGCI_LINT := $(TOOLS_DIR)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 FUZZTIME ?= 30s
 PKGS := ./...
 
-.PHONY: all build test test-assets lint fuzz verify fmt vet bench clean
+.PHONY: all build test test-assets lint fuzz verify fmt fmt-check vet bench clean
 
 all: build
 
@@ -19,7 +19,7 @@ build: ## Build the tracker binary into bin/.
 test-assets: ## Install etcd, build kube-apiserver and collect the Flux CRDs (skipped when present).
 	@./hack/test-assets.sh >/dev/null
 
-test: test-assets ## Run every test with the race detector against a real kube-apiserver + etcd.
+test: test-assets fmt-check vet ## Run every test with the race detector against a real kube-apiserver + etcd.
 	KUBEBUILDER_ASSETS="$$(./hack/test-assets.sh)" FLUX_CRDS_DIR="$(TOOLS_DIR)/flux-crds" \
 		$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
@@ -38,6 +38,9 @@ fuzz: ## Run each fuzz target for FUZZTIME.
 fmt:
 	gofmt -w $$(git ls-files '*.go')
 
+fmt-check:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed: run make fmt"; exit 1; }
+
 vet:
 	$(GO) vet $(PKGS)
 
@@ -48,8 +51,7 @@ $(GOLANGCI_LINT):
 lint: $(GOLANGCI_LINT) ## Lint with the repository's golangci-lint config.
 	$(GOLANGCI_LINT) run $(PKGS)
 
-verify: vet lint ## Fail on unformatted code, an untidy go.mod or a stale README metrics table.
-	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+verify: fmt-check vet lint ## Fail on unformatted code, lint findings, an untidy go.mod or a stale README metrics table.
 	$(GO) mod tidy -diff
 	$(GO) test ./internal/telemetry -run TestREADMEMetricsTable
 

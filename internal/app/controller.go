@@ -280,8 +280,8 @@ func readiness(mgr ctrl.Manager, leaderElection bool, loaded *atomic.Bool) healt
 }
 
 // metricsServer serves the tracker's metrics and controller-runtime's on every replica.
-func metricsServer(addr string, tracker prometheus.Gatherer, log *slog.Logger) manager.Runnable {
-	gatherers := prometheus.Gatherers{crmetrics.Registry, tracker}
+func metricsServer(addr string, trackerMetrics prometheus.Gatherer, log *slog.Logger) manager.Runnable {
+	gatherers := prometheus.Gatherers{crmetrics.Registry, trackerMetrics}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(gatherers, promhttp.HandlerOpts{EnableOpenMetrics: true}))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}

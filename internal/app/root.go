@@ -75,7 +75,7 @@ func Run(ctx context.Context, args []string, deps Deps) int {
 	if err == nil {
 		return 0
 	}
-	fmt.Fprintln(deps.Stderr, "flux-commit-tracker:", err)
+	_, _ = fmt.Fprintln(deps.Stderr, "flux-commit-tracker:", err)
 	var ue usageError
 	if errors.As(err, &ue) {
 		return ExitUsage

@@ -2,12 +2,13 @@ package app_test
 
 import (
 	"fmt"
-	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits/github/githubtest"
 	"math"
 	"sort"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits/github/githubtest"
 )
 
 const (

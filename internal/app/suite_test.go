@@ -169,15 +169,15 @@ type tracker struct {
 	once    sync.Once
 }
 
-func (s *scenario) startTracker(extra ...string) *tracker {
+func (s *scenario) startTracker() *tracker {
 	s.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	tr := &tracker{t: s.t, cancel: cancel, done: make(chan int, 1), stdout: &syncBuffer{}, metrics: freeAddr(s.t), health: freeAddr(s.t)}
-	args := append([]string{
+	args := []string{
 		"--kubeconfig", kubeconfig, "--namespace", s.ns, "--watch-namespace", s.ns,
 		"--github-api-url", s.gh.URL, "--metrics-addr", tr.metrics, "--health-addr", tr.health,
 		"--cluster-name", "test-cluster", "--log-level", "debug",
-	}, extra...)
+	}
 	env := map[string]string{"GITHUB_TOKEN": "test-token"}
 	go func() {
 		tr.done <- app.Run(ctx, args, app.Deps{Getenv: func(k string) string { return env[k] }, Stdout: tr.stdout, Stderr: tr.stdout, Version: "test"})

@@ -26,7 +26,7 @@ func scrape(t *testing.T, h http.Handler) (string, map[string]*dto.MetricFamily)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
 		t.Fatal(err)

@@ -52,7 +52,11 @@ func BenchmarkRevision(b *testing.B) {
 				wg.Wait()
 				prev = head
 			}
-			b.ReportMetric(float64(len(f.srv.Requests()))/float64(b.N), "github-calls/revision")
+			calls := len(f.srv.Requests())
+			if calls != 2*b.N {
+				b.Errorf("%d GitHub calls for %d revisions, want one compare and one contents call each", calls, b.N)
+			}
+			b.ReportMetric(float64(calls)/float64(b.N), "github-calls/revision")
 		})
 	}
 }

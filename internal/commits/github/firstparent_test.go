@@ -84,54 +84,52 @@ func FuzzWalkPages(f *testing.F) {
 }
 
 func walkPagesProperty(t *testing.T, ops []byte, baseSeed, pageSeed uint8) {
-	{
-		if len(ops) > 800 {
-			return
+	if len(ops) > 800 {
+		return
+	}
+	d := genDAG(ops)
+	base := int(baseSeed) % len(d.commits)
+	ancHead, ancBase := d.ancestors(d.head), d.ancestors(base)
+	if !ancHead[base] || base == d.head {
+		return // not an ahead range
+	}
+	// GitHub lists the range oldest first; index order is chronological here.
+	var listed []commits.Commit
+	for i, c := range d.commits {
+		if ancHead[i] && !ancBase[i] {
+			listed = append(listed, c)
 		}
-		d := genDAG(ops)
-		base := int(baseSeed) % len(d.commits)
-		ancHead, ancBase := d.ancestors(d.head), d.ancestors(base)
-		if !ancHead[base] || base == d.head {
-			return // not an ahead range
+	}
+	perPage := 1 + int(pageSeed)%100
+	lastPage := (len(listed) + perPage - 1) / perPage
+	pageOf := func(n int) []commits.Commit {
+		return listed[min((n-1)*perPage, len(listed)):min(n*perPage, len(listed))]
+	}
+	got, err := walkPages(sha(base), sha(d.head), len(listed), lastPage, pageOf(1), func(n int) ([]commits.Commit, error) {
+		if n < 2 || n > lastPage {
+			t.Fatalf("asked for page %d of %d", n, lastPage)
 		}
-		// GitHub lists the range oldest first; index order is chronological here.
-		var listed []commits.Commit
-		for i, c := range d.commits {
-			if ancHead[i] && !ancBase[i] {
-				listed = append(listed, c)
-			}
+		return pageOf(n), nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The reference: first parents from head while inside the range, newest first.
+	var want []string
+	for i := d.head; ancHead[i] && !ancBase[i]; {
+		want = append(want, sha(i))
+		if len(d.commits[i].Parents) == 0 {
+			break
 		}
-		perPage := 1 + int(pageSeed)%100
-		lastPage := (len(listed) + perPage - 1) / perPage
-		pageOf := func(n int) []commits.Commit {
-			return listed[min((n-1)*perPage, len(listed)):min(n*perPage, len(listed))]
-		}
-		got, err := walkPages(sha(base), sha(d.head), len(listed), lastPage, pageOf(1), func(n int) ([]commits.Commit, error) {
-			if n < 2 || n > lastPage {
-				t.Fatalf("asked for page %d of %d", n, lastPage)
-			}
-			return pageOf(n), nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		// The reference: first parents from head while inside the range, newest first.
-		var want []string
-		for i := d.head; ancHead[i] && !ancBase[i]; {
-			want = append(want, sha(i))
-			if len(d.commits[i].Parents) == 0 {
-				break
-			}
-			i = d.index(d.commits[i].Parents[0])
-		}
-		kept := min(len(want), commits.MaxRangeCommits)
-		slices.Reverse(want)
-		if g := shas(got.Commits); !slices.Equal(g, want[len(want)-kept:]) {
-			t.Fatalf("commits %v\nwant %v", g, want[len(want)-kept:])
-		}
-		if got.Status != commits.Ahead || got.Truncated < len(want)-kept || got.Truncated > len(listed)-kept {
-			t.Fatalf("status %s truncated %d, want between %d and %d", got.Status, got.Truncated, len(want)-kept, len(listed)-kept)
-		}
+		i = d.index(d.commits[i].Parents[0])
+	}
+	kept := min(len(want), commits.MaxRangeCommits)
+	slices.Reverse(want)
+	if g := shas(got.Commits); !slices.Equal(g, want[len(want)-kept:]) {
+		t.Fatalf("commits %v\nwant %v", g, want[len(want)-kept:])
+	}
+	if got.Status != commits.Ahead || got.Truncated < len(want)-kept || got.Truncated > len(listed)-kept {
+		t.Fatalf("status %s truncated %d, want between %d and %d", got.Status, got.Truncated, len(want)-kept, len(listed)-kept)
 	}
 }
 

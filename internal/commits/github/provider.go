@@ -41,8 +41,8 @@ const (
 	tracerName        = "github.com/flux-commit-tracker/flux-commit-tracker/internal/commits/github"
 )
 
-// ErrTooLarge reports a file over the caller's byte limit.
-var ErrTooLarge = errors.New("file too large")
+// ErrTooLarge reports a file over the caller's byte limit; it is commits.ErrTooLarge.
+var ErrTooLarge = commits.ErrTooLarge
 
 // Options configures a Provider. Token wins over App credentials; with neither, calls are anonymous.
 type Options struct {
@@ -413,9 +413,16 @@ func (p *Provider) lookup(ctx context.Context, key, flightKey string, cacheable 
 		}
 	}
 	for {
-		leader := false
+		leader, hit := false, false
 		ch := p.flight.DoChan(flightKey, func() (any, error) {
 			leader = true
+			if cacheable {
+				// An earlier flight may have filled the cache since the check above.
+				if v, ok := p.cache.Get(key); ok {
+					hit = true
+					return v, nil
+				}
+			}
 			v, err := fetch(ctx)
 			if err == nil && cacheable {
 				p.cache.Add(key, v)
@@ -426,7 +433,7 @@ func (p *Provider) lookup(ctx context.Context, key, flightKey string, cacheable 
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case res := <-ch:
-			if leader {
+			if leader && !hit {
 				return res.Val, res.Err
 			}
 			if res.Err != nil && isContextErr(res.Err) && ctx.Err() == nil {

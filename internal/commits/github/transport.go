@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -51,6 +52,8 @@ type transportConfig struct {
 //	instrumented    one span and one OnCall outcome per request on the wire
 //	base
 //
+// The limiters gate every request globally so none leaves before a limit lifts, and retryablehttp makes
+// the limited lookup wait (ctx-aware) and retry, because the primary limiter rejects rather than waits.
 // go-github's own rate-limit tracking is disabled so these layers are the single authority.
 func newTransport(cfg transportConfig) (http.RoundTripper, error) {
 	var rt http.RoundTripper = &instrumented{base: cfg.base, prefix: cfg.apiPrefix, tracer: cfg.tracer, onCall: cfg.onCall}
@@ -89,9 +92,15 @@ func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, erro
 		return false, ctx.Err()
 	}
 	var tokenErr *ghinstallation.HTTPError
-	if errors.As(err, &tokenErr) && tokenErr.Response != nil &&
-		tokenErr.Response.StatusCode >= 400 && tokenErr.Response.StatusCode < 500 && tokenErr.Response.StatusCode != http.StatusTooManyRequests {
-		return false, err
+	if errors.As(err, &tokenErr) && tokenErr.Response != nil {
+		tokenResp := tokenErr.Response
+		if tokenResp.Body != nil {
+			_ = tokenResp.Body.Close() // ghinstallation leaves it open for inspection
+		}
+		code := tokenResp.StatusCode
+		if _, limited := rateLimitWait(tokenResp); !limited && code >= 400 && code < 500 && code != http.StatusTooManyRequests {
+			return false, err
+		}
 	}
 	if _, limited := rateLimitWait(resp); limited {
 		return true, nil
@@ -135,6 +144,9 @@ func rateLimitWait(resp *http.Response) (time.Duration, bool) {
 func lastResponse(resp *http.Response, err error, attempts int) (*http.Response, error) {
 	if resp != nil {
 		return resp, nil
+	}
+	if ue, ok := err.(*url.Error); ok {
+		err = ue.Err // the outer client names the request again
 	}
 	return nil, fmt.Errorf("giving up after %d attempt(s): %w", attempts, err)
 }

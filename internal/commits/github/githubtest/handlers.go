@@ -305,9 +305,10 @@ func (s *Server) compare(r *http.Request, repo *Repo, basehead string) *response
 	}
 	q := r.URL.Query()
 	var header http.Header
-	page, perPage := 1, len(list)
+	page := 1
 	if q.Has("page") || q.Has("per_page") {
-		page, perPage = atoiDefault(q.Get("page"), 1), min(atoiDefault(q.Get("per_page"), 30), 100)
+		perPage := min(atoiDefault(q.Get("per_page"), 30), 100)
+		page = atoiDefault(q.Get("page"), 1)
 		last := max((len(list)+perPage-1)/perPage, 1)
 		if links := pageLinks(r, page, last, perPage); links != "" {
 			header = http.Header{"Link": {links}}

@@ -263,8 +263,8 @@ func later(a, b time.Time) time.Time {
 // gitHash returns the git object name of an object of kind with body.
 func gitHash(kind string, body []byte) string {
 	h := sha1.New() //nolint:gosec // git object names are SHA-1.
-	fmt.Fprintf(h, "%s %d\x00", kind, len(body))
-	h.Write(body)
+	_, _ = fmt.Fprintf(h, "%s %d\x00", kind, len(body))
+	_, _ = h.Write(body)
 	return hex.EncodeToString(h.Sum(nil))
 }
 

@@ -29,7 +29,7 @@ func get(t *testing.T, srv *githubtest.Server, path string, header http.Header) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
 		t.Fatal(err)
