@@ -162,6 +162,7 @@ func restConfig(opts Options) (*rest.Config, error) {
 		return nil, fmt.Errorf("kubeconfig (--kubeconfig/--kube-context): %w", err)
 	}
 	cfg.UserAgent = "flux-commit-tracker"
+	cfg.QPS, cfg.Burst = opts.KubeAPIQPS, opts.KubeAPIBurst
 	return cfg, nil
 }
 

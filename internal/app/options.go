@@ -34,6 +34,8 @@ type Options struct {
 	MetricsAddr          string
 	HealthAddr           string
 	Concurrency          int
+	KubeAPIQPS           float32
+	KubeAPIBurst         int
 
 	GitHubAPIURL     string
 	CommitTime       string
@@ -58,6 +60,8 @@ var envNames = map[string]string{
 	"metrics-addr":           "METRICS_ADDR",
 	"health-addr":            "HEALTH_ADDR",
 	"concurrency":            "CONCURRENCY",
+	"kube-api-qps":           "KUBE_API_QPS",
+	"kube-api-burst":         "KUBE_API_BURST",
 	"github-api-url":         "GITHUB_API_URL",
 	"commit-time":            "COMMIT_TIME",
 	"exporter-info-path":     "EXPORTER_INFO_PATH",
@@ -74,6 +78,8 @@ func DefaultOptions() Options {
 		MetricsAddr:      ":8888",
 		HealthAddr:       ":9440",
 		Concurrency:      4,
+		KubeAPIQPS:       50,
+		KubeAPIBurst:     100,
 		GitHubAPIURL:     "https://api.github.com",
 		CommitTime:       string(commits.CommitterTime),
 		ExporterInfoPath: "exporter-info.json",
@@ -93,6 +99,8 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.MetricsAddr, "metrics-addr", o.MetricsAddr, "Address of the Prometheus /metrics endpoint")
 	fs.StringVar(&o.HealthAddr, "health-addr", o.HealthAddr, "Address of the /healthz and /readyz endpoints")
 	fs.IntVar(&o.Concurrency, "concurrency", o.Concurrency, "Number of Flux objects processed at once")
+	fs.Float32Var(&o.KubeAPIQPS, "kube-api-qps", o.KubeAPIQPS, "Kubernetes API requests per second the tracker may make (ledger writes)")
+	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", o.KubeAPIBurst, "Kubernetes API request burst")
 	fs.StringVar(&o.GitHubAPIURL, "github-api-url", o.GitHubAPIURL, "GitHub API base URL; for GitHub Enterprise use https://HOST/api/v3")
 	fs.StringVar(&o.CommitTime, "commit-time", o.CommitTime, "Which git time is a commit's time: committer or author")
 	fs.StringVar(&o.ExporterInfoPath, "exporter-info-path", o.ExporterInfoPath, "Path of exporter-info.json in the manifests repository; empty disables upstream commits")
@@ -165,6 +173,9 @@ func (o *Options) Validate() error {
 	}
 	if o.Concurrency < 1 {
 		errs = append(errs, fmt.Errorf("invalid --concurrency %d: must be at least 1", o.Concurrency))
+	}
+	if o.KubeAPIQPS <= 0 || o.KubeAPIBurst < 1 {
+		errs = append(errs, fmt.Errorf("invalid --kube-api-qps %v / --kube-api-burst %d: must be positive", o.KubeAPIQPS, o.KubeAPIBurst))
 	}
 	if u, err := url.Parse(o.GitHubAPIURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		errs = append(errs, fmt.Errorf("invalid --github-api-url %q: must be an http(s) URL", o.GitHubAPIURL))

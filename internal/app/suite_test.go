@@ -80,7 +80,7 @@ func writeKubeconfig(path string) error {
 
 // scenario is one namespace with a GitRepository, a Kustomization and a fake GitHub repository.
 type scenario struct {
-	t    *testing.T
+	t    testing.TB
 	ns   string
 	gh   *githubtest.Server
 	repo *githubtest.Repo
@@ -88,7 +88,7 @@ type scenario struct {
 	t0 time.Time
 }
 
-func newScenario(t *testing.T) *scenario {
+func newScenario(t testing.TB) *scenario {
 	t.Helper()
 	ctx := context.Background()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "fct-"}}
@@ -160,7 +160,7 @@ func (s *scenario) apply(name, revision string, at time.Time) {
 
 // tracker is one running flux-commit-tracker process (in-process, through app.Run).
 type tracker struct {
-	t       *testing.T
+	t       testing.TB
 	cancel  context.CancelFunc
 	done    chan int
 	stdout  *syncBuffer
@@ -169,15 +169,15 @@ type tracker struct {
 	once    sync.Once
 }
 
-func (s *scenario) startTracker() *tracker {
+func (s *scenario) startTracker(extra ...string) *tracker {
 	s.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	tr := &tracker{t: s.t, cancel: cancel, done: make(chan int, 1), stdout: &syncBuffer{}, metrics: freeAddr(s.t), health: freeAddr(s.t)}
-	args := []string{
+	tr := &tracker{t: s.t, cancel: cancel, done: make(chan int, 1), stdout: &syncBuffer{recorded: make(chan struct{}, 1<<16)}, metrics: freeAddr(s.t), health: freeAddr(s.t)}
+	args := append([]string{
 		"--kubeconfig", kubeconfig, "--namespace", s.ns, "--watch-namespace", s.ns,
 		"--github-api-url", s.gh.URL, "--metrics-addr", tr.metrics, "--health-addr", tr.health,
 		"--cluster-name", "test-cluster", "--log-level", "debug",
-	}
+	}, extra...)
 	env := map[string]string{"GITHUB_TOKEN": "test-token"}
 	go func() {
 		tr.done <- app.Run(ctx, args, app.Deps{Getenv: func(k string) string { return env[k] }, Stdout: tr.stdout, Stderr: tr.stdout, Version: "test"})
@@ -293,7 +293,7 @@ func (s *scenario) ledgerRevision(name string) string {
 	return ""
 }
 
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
@@ -305,7 +305,7 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() bo
 }
 
 // consistently fails if cond turns false within d.
-func consistently(t *testing.T, d time.Duration, what string, cond func() bool) {
+func consistently(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
@@ -316,7 +316,7 @@ func consistently(t *testing.T, d time.Duration, what string, cond func() bool) 
 	}
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -329,11 +329,18 @@ func freeAddr(t *testing.T) string {
 type syncBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
+	// recorded, when set, gets a value per "commit applied" line written.
+	recorded chan struct{}
 }
 
 func (b *syncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.recorded != nil {
+		for range bytes.Count(p, []byte(`"msg":"commit applied"`)) {
+			b.recorded <- struct{}{}
+		}
+	}
 	return b.buf.Write(p)
 }
 
@@ -352,3 +359,5 @@ func (b *syncBuffer) lines() []string {
 	}
 	return out
 }
+
+func keyOf(ns, name string) client.ObjectKey { return client.ObjectKey{Namespace: ns, Name: name} }

@@ -36,6 +36,8 @@ type ConfigMaps struct {
 	entries map[string]Entry
 	shardOf map[string]string // uid → ConfigMap name holding it
 	locks   map[string]*sync.Mutex
+	// stored holds the last written or read version of each shard, so a write is one Update.
+	stored map[string]*corev1.ConfigMap
 }
 
 var _ Ledger = (*ConfigMaps)(nil)
@@ -69,6 +71,7 @@ func NewConfigMaps(opts ConfigMapsOptions) (*ConfigMaps, error) {
 	l := &ConfigMaps{
 		client: opts.Client, reader: opts.Reader, namespace: opts.Namespace, prefix: opts.Prefix, shards: opts.Shards,
 		entries: map[string]Entry{}, shardOf: map[string]string{}, locks: map[string]*sync.Mutex{},
+		stored: map[string]*corev1.ConfigMap{},
 	}
 	for i := range opts.Shards {
 		l.locks[l.shardName(i)] = &sync.Mutex{}
@@ -95,10 +98,13 @@ func (l *ConfigMaps) Load(ctx context.Context) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.entries, l.shardOf = entries, shardOf
-	for _, cm := range list.Items {
+	l.stored = map[string]*corev1.ConfigMap{}
+	for i := range list.Items {
+		cm := &list.Items[i]
 		if l.locks[cm.Name] == nil {
 			l.locks[cm.Name] = &sync.Mutex{}
 		}
+		l.stored[cm.Name] = cm
 	}
 	return nil
 }
@@ -168,38 +174,62 @@ func (l *ConfigMaps) Delete(ctx context.Context, uid string) error {
 	return nil
 }
 
-// updateShard applies mutate to the shard's data and writes it, creating the shard when missing.
+// updateShard applies mutate to the shard's data and writes it: one Update from the cached version, re-read
+// only on a conflict; the shard is created when missing.
 func (l *ConfigMaps) updateShard(ctx context.Context, name string, mutate func(map[string]string)) error {
 	l.mu.RLock()
 	lock := l.locks[name]
+	cached := l.stored[name]
 	l.mu.RUnlock()
 	lock.Lock()
 	defer lock.Unlock()
 
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		var cm corev1.ConfigMap
-		err := l.reader.Get(ctx, types.NamespacedName{Namespace: l.namespace, Name: name}, &cm)
-		if apierrors.IsNotFound(err) {
-			cm = corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{
-				Namespace: l.namespace, Name: name,
-				Labels: map[string]string{LabelKey: labelVal, "app.kubernetes.io/managed-by": "flux-commit-tracker"},
-			}, Data: map[string]string{}}
-			mutate(cm.Data)
-			return l.client.Create(ctx, &cm)
+		cm, err := l.shardToWrite(ctx, name, cached)
+		cached = nil // after a conflict, read the shard again
+		if err != nil {
+			return err
+		}
+		mutate(cm.Data)
+		if cm.ResourceVersion == "" {
+			err = l.client.Create(ctx, cm)
+		} else {
+			err = l.client.Update(ctx, cm)
 		}
 		if err != nil {
 			return err
 		}
-		if cm.Data == nil {
-			cm.Data = map[string]string{}
-		}
-		mutate(cm.Data)
-		return l.client.Update(ctx, &cm)
+		l.mu.Lock()
+		l.stored[name] = cm
+		l.mu.Unlock()
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("ledger: write ConfigMap %s/%s: %w", l.namespace, name, err)
 	}
 	return nil
+}
+
+// shardToWrite returns a copy of the cached shard, else the stored one, else a new one.
+func (l *ConfigMaps) shardToWrite(ctx context.Context, name string, cached *corev1.ConfigMap) (*corev1.ConfigMap, error) {
+	if cached != nil {
+		return cached.DeepCopy(), nil
+	}
+	cm := &corev1.ConfigMap{}
+	err := l.reader.Get(ctx, types.NamespacedName{Namespace: l.namespace, Name: name}, cm)
+	if apierrors.IsNotFound(err) {
+		return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{
+			Namespace: l.namespace, Name: name,
+			Labels: map[string]string{LabelKey: labelVal, "app.kubernetes.io/managed-by": "flux-commit-tracker"},
+		}, Data: map[string]string{}}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if cm.Data == nil {
+		cm.Data = map[string]string{}
+	}
+	return cm, nil
 }
 
 func (l *ConfigMaps) shardName(i int) string { return fmt.Sprintf("%s-%02d", l.prefix, i) }

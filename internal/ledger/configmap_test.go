@@ -169,3 +169,29 @@ func TestConfigMapsHoldsTenThousandObjects(t *testing.T) {
 		t.Fatalf("put beside 10,000 entries: %v", err)
 	}
 }
+
+func TestConfigMapsRereadsAfterConflict(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	a := newLedger(t, ns, 1)
+	b := newLedger(t, ns, 1)
+	entry := func(name string) ledger.Entry {
+		return ledger.Entry{Kind: "Kustomization", Namespace: "apps", Name: name, Revision: "main@sha1:" + fmt.Sprintf("%040d", 1)}
+	}
+	if err := a.Put(ctx, "uid-a", entry("a")); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Put(ctx, "uid-b", entry("b")); err != nil {
+		t.Fatal(err)
+	}
+	// a's cached shard is now stale: its next write conflicts, re-reads and keeps b's entry.
+	if err := a.Put(ctx, "uid-c", entry("c")); err != nil {
+		t.Fatalf("put after a concurrent write: %v", err)
+	}
+	reloaded := newLedger(t, ns, 1)
+	for _, uid := range []string{"uid-a", "uid-b", "uid-c"} {
+		if _, ok := reloaded.Get(uid); !ok {
+			t.Errorf("entry %s lost", uid)
+		}
+	}
+}
