@@ -40,6 +40,8 @@ const (
 	Recorded Outcome = "recorded"
 	// NotRecorded: the revision moved backwards or sideways (rollback, force-push), or could not be resolved.
 	NotRecorded Outcome = "not_recorded"
+	// Failed: a transient failure; the apply is retried.
+	Failed Outcome = "failed"
 )
 
 // Recorder receives what the tracker measures; telemetry.Metrics implements it.
@@ -115,6 +117,9 @@ func (t *Tracker) Process(ctx context.Context, d flux.Deployment) (res Result, e
 	log := t.opts.Logger.With("namespace", d.Namespace, "kind", d.Kind, "name", d.Name, "revision", d.Revision)
 	attrs := telemetry.ObjectAttributes{Cluster: t.opts.ClusterName, Namespace: d.Namespace, Kind: d.Kind, Name: d.Name, Repository: d.RepositoryURL}
 	defer func() {
+		if err != nil && res.Outcome == "" {
+			res.Outcome = Failed
+		}
 		span.SetAttributes(attribute.String("flux_commit_tracker.outcome", string(res.Outcome)), attribute.Int("flux_commit_tracker.commits", len(res.Commits)))
 		if err != nil {
 			span.RecordError(err)
@@ -163,7 +168,13 @@ func (t *Tracker) Process(ctx context.Context, d flux.Deployment) (res Result, e
 	switch {
 	case errors.Is(err, commits.ErrNotFound):
 		t.opts.Recorder.AddError(ctx, telemetry.ReasonCommitNotFound, attrs)
-		log.Warn("commit range not found in repository: nothing recorded until a revision it knows", "repository", repo.String(), "base", base.Digest)
+		if _, herr := provider.Commit(ctx, repo, head.Digest); herr == nil {
+			// The recorded commit is gone (force-push, then garbage collection): the new revision is a fresh baseline.
+			log.Warn("recorded commit no longer in the repository: new revision kept as baseline, nothing recorded",
+				"repository", repo.String(), "previous_revision", entry.Revision)
+			return Result{Outcome: NotRecorded}, t.checkpoint(ctx, d, observed)
+		}
+		log.Warn("commit not found in repository: nothing recorded until a revision it knows", "repository", repo.String(), "base", base.Digest)
 		return Result{Outcome: NotRecorded}, fmt.Errorf("%w: range %s..%s in %s: %w", ErrPermanent, base.Digest, head.Digest, repo, err)
 	case err != nil:
 		t.opts.Recorder.AddError(ctx, telemetry.ReasonGitHub, attrs)
@@ -199,7 +210,6 @@ func (t *Tracker) Process(ctx context.Context, d flux.Deployment) (res Result, e
 
 	// The ledger is written before anything is emitted: a failed write leaves nothing recorded to repeat.
 	if err := t.checkpoint(ctx, d, observed); err != nil {
-		t.opts.Recorder.AddError(ctx, telemetry.ReasonLedger, attrs)
 		return Result{}, err
 	}
 	t.emit(ctx, samples, attrs)
@@ -302,6 +312,8 @@ func (t *Tracker) Prune(ctx context.Context, exists func(ledger.Entry) (bool, er
 func (t *Tracker) checkpoint(ctx context.Context, d flux.Deployment, at time.Time) error {
 	e := ledger.Entry{Kind: d.Kind, Namespace: d.Namespace, Name: d.Name, Revision: d.Revision, UpdatedAt: at.UTC().Truncate(time.Second)}
 	if err := t.opts.Ledger.Put(ctx, d.UID, e); err != nil {
+		t.opts.Recorder.AddError(ctx, telemetry.ReasonLedger, telemetry.ObjectAttributes{
+			Cluster: t.opts.ClusterName, Namespace: d.Namespace, Kind: d.Kind, Name: d.Name, Repository: d.RepositoryURL})
 		return fmt.Errorf("checkpoint %s/%s at %s: %w", d.Namespace, d.Name, d.Revision, err)
 	}
 	return nil

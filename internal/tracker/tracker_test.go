@@ -35,6 +35,7 @@ const (
 	infoPath    = "exporter-info.json"
 	applySpan   = "flux-commit-tracker.apply"
 	compareSpan = "github GET /repos/{owner}/{repo}/compare/{basehead}"
+	commitSpan  = "github GET /repos/{owner}/{repo}/commits/{ref}"
 	ghRetries   = 2 // so 3 failed attempts exhaust one lookup
 )
 
@@ -563,9 +564,27 @@ func TestCommitNotInRepository(t *testing.T) {
 		t.Fatalf("Process(unknown commit) = %q, %v; want not_recorded, ErrPermanent wrapping ErrNotFound", res.Outcome, err)
 	}
 	f.wantLedger(map[string]string{"uid-app": rev(c0)})
-	f.wantRequests(comparePath(c0, ghost) + " → 404")
-	// A 404 is GitHub's definitive answer, not a failed call.
-	f.wantMetrics(map[string]float64{kErr(telemetry.ReasonCommitNotFound): 1, kGitHubOK: 1})
+	f.wantRequests(comparePath(c0, ghost)+" → 404", "GET /repos/acme/manifests/commits/"+ghost+" → 422")
+	// A 404 is GitHub's definitive answer, not a failed call; GitHub answers an unknown commit with 422.
+	f.wantMetrics(map[string]float64{kErr(telemetry.ReasonCommitNotFound): 1, kGitHubOK: 1, kGitHubError: 1})
+}
+
+func TestRecordedCommitGoneTakesNewBaseline(t *testing.T) {
+	f := newFixture(t)
+	c0 := f.commit(0, nil)
+	ghost := strings.Repeat("cd", 20) // a recorded commit since force-pushed away and collected
+	f.baseline("app", ghost)
+	res := f.mustProcess(dep("app", rev(c0), at(50)), tracker.NotRecorded)
+	if len(res.Samples) != 0 {
+		t.Errorf("recorded %d samples, want none", len(res.Samples))
+	}
+	f.wantLedger(map[string]string{"uid-app": rev(c0)})
+	f.wantMetrics(map[string]float64{kErr(telemetry.ReasonCommitNotFound): 1, kGitHubOK: 2})
+
+	// From the new baseline on, commits record normally.
+	c1 := f.commit(100, nil)
+	res = f.mustProcess(dep("app", rev(c1), at(160)), tracker.Recorded)
+	wantSamples(t, res.Samples, plain(c1, at(100), at(160))...)
 }
 
 func TestGitHubOutageIsRetriedAndRecordedOnce(t *testing.T) {
@@ -942,7 +961,7 @@ func TestSpans(t *testing.T) {
 	f.baseline("app", c0)
 	c1 := f.commit(100, nil)
 	f.mustProcess(dep("app", rev(c1), at(130)), tracker.Recorded)
-	f.srv.FailNext(1, http.StatusNotFound)
+	f.srv.FailNext(2, http.StatusNotFound)
 	c2 := f.commit(200, nil)
 	if _, err := f.process(dep("app", rev(c2), at(230))); !errors.Is(err, tracker.ErrPermanent) {
 		t.Fatalf("want a permanent error, got %v", err)
@@ -990,8 +1009,12 @@ func TestSpans(t *testing.T) {
 				children = append(children, s.Name)
 			}
 		}
-		if !slices.Equal(children, []string{compareSpan}) {
-			t.Errorf("apply span %d children %q, want [%s]", i+2, children, compareSpan)
+		want := []string{compareSpan}
+		if i == 1 { // the not-found range also checks whether the new head exists
+			want = append(want, commitSpan)
+		}
+		if !slices.Equal(children, want) {
+			t.Errorf("apply span %d children %q, want %q", i+2, children, want)
 		}
 		apAttrs := attribute.NewSet(ap.Attributes...)
 		if v, _ := apAttrs.Value(attribute.Key(telemetry.AttrRepository)); v.AsString() != repoURL {
