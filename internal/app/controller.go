@@ -92,7 +92,7 @@ func runController(ctx context.Context, opts Options, deps Deps) (err error) {
 	}
 	trk, err := tracker.New(tracker.Options{
 		Ledger:           led,
-		Providers:        githubProviderFor(gh, opts.GitHubAPIURL),
+		Providers:        tracker.Providers{GitHub: gh, GitHubHosts: githubHosts(opts.GitHubAPIURL)}.For,
 		Recorder:         metrics,
 		Tracer:           tel.TracerProvider.Tracer(telemetry.ScopeName),
 		Logger:           log,
@@ -222,21 +222,15 @@ func stripKustomization(o any) (any, error) {
 	return o, nil
 }
 
-// githubProviderFor serves repositories on github.com and on the GitHub Enterprise host of apiURL.
-func githubProviderFor(p commits.Provider, apiURL string) tracker.ProviderFor {
-	hosts := map[string]bool{"github.com": true}
+// githubHosts are github.com and the GitHub Enterprise host of apiURL.
+func githubHosts(apiURL string) []string {
+	hosts := []string{"github.com"}
 	if u, err := url.Parse(apiURL); err == nil {
-		host := strings.ToLower(u.Hostname())
-		if host != "api.github.com" {
-			hosts[host] = true
+		if host := strings.ToLower(u.Hostname()); host != "api.github.com" && host != "" {
+			hosts = append(hosts, host)
 		}
 	}
-	return func(repo commits.Repository) (commits.Provider, error) {
-		if hosts[repo.Host] {
-			return p, nil
-		}
-		return nil, fmt.Errorf("no commit provider for host %s: only GitHub hosts are served (github.com or the --github-api-url host)", repo.Host)
-	}
+	return hosts
 }
 
 // objectExists reports whether a ledger entry's object is still in the cache.

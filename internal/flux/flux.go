@@ -16,6 +16,9 @@ import (
 const (
 	// AnnotationRepository overrides the repository (a URL or owner/name) on a Kustomization or its source.
 	AnnotationRepository = "flux-commit-tracker.io/repository"
+	// AnnotationProvider picks the commit provider for a repository: github or git (default: github for GitHub
+	// hosts, git for the rest).
+	AnnotationProvider = "flux-commit-tracker.io/provider"
 	// AnnotationExporterInfoPath overrides --exporter-info-path for one object or source; empty disables.
 	AnnotationExporterInfoPath = "flux-commit-tracker.io/exporter-info-path"
 
@@ -40,6 +43,8 @@ type Deployment struct {
 	// RepositoryURL is the source's URL; RepositoryOverride, when set, names the repository instead.
 	RepositoryURL      string
 	RepositoryOverride string
+	// Provider is the provider annotation's value, empty for automatic.
+	Provider string
 	// ExporterInfoPath is set when an annotation overrides the default path (empty value disables).
 	ExporterInfoPath    string
 	HasExporterInfoPath bool
@@ -72,10 +77,14 @@ func FromKustomization(k *kustomizev1.Kustomization, src *sourcev1.GitRepository
 	if src != nil {
 		d.RepositoryURL = src.Spec.URL
 		d.RepositoryOverride = src.Annotations[AnnotationRepository]
+		d.Provider = src.Annotations[AnnotationProvider]
 		d.ExporterInfoPath, d.HasExporterInfoPath = src.Annotations[AnnotationExporterInfoPath]
 	}
 	if v, ok := k.Annotations[AnnotationRepository]; ok && v != "" {
 		d.RepositoryOverride = v
+	}
+	if v := k.Annotations[AnnotationProvider]; v != "" {
+		d.Provider = v
 	}
 	if v, ok := k.Annotations[AnnotationExporterInfoPath]; ok {
 		d.ExporterInfoPath, d.HasExporterInfoPath = v, true

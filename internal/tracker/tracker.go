@@ -56,8 +56,8 @@ type Recorder interface {
 	AddNotRecorded(ctx context.Context, status string, a telemetry.ObjectAttributes)
 }
 
-// ProviderFor returns the commit provider serving repo.
-type ProviderFor func(repo commits.Repository) (commits.Provider, error)
+// ProviderFor returns the commit provider and repository of a Deployment; Providers.For is the usual one.
+type ProviderFor func(d flux.Deployment) (commits.Provider, commits.Repository, error)
 
 // Options configures a Tracker.
 type Options struct {
@@ -151,18 +151,13 @@ func (t *Tracker) Process(ctx context.Context, d flux.Deployment) (res Result, e
 		return Result{Outcome: Unchanged}, t.checkpoint(ctx, d, observed)
 	}
 
-	repo, err := repositoryOf(d)
+	provider, repo, err := t.opts.Providers(d)
 	if err != nil {
 		t.opts.Recorder.AddError(ctx, telemetry.ReasonRepositoryURL, attrs)
 		return Result{Outcome: NotRecorded}, fmt.Errorf("%w: %w", ErrPermanent, err)
 	}
 	attrs.Repository = repo.String()
 	span.SetAttributes(attribute.String("vcs.repository.url.full", repo.String()))
-	provider, err := t.opts.Providers(repo)
-	if err != nil {
-		t.opts.Recorder.AddError(ctx, telemetry.ReasonRepositoryURL, attrs)
-		return Result{Outcome: NotRecorded}, fmt.Errorf("%w: %w", ErrPermanent, err)
-	}
 
 	rng, err := provider.Range(ctx, repo, base.Digest, head.Digest)
 	switch {
@@ -317,20 +312,4 @@ func (t *Tracker) checkpoint(ctx context.Context, d flux.Deployment, at time.Tim
 		return fmt.Errorf("checkpoint %s/%s at %s: %w", d.Namespace, d.Name, d.Revision, err)
 	}
 	return nil
-}
-
-// repositoryOf resolves the repository from the override annotation, else the source URL.
-func repositoryOf(d flux.Deployment) (commits.Repository, error) {
-	if d.RepositoryOverride != "" {
-		repo, err := commits.ParseRepositoryOverride(d.RepositoryOverride)
-		if err != nil {
-			return commits.Repository{}, fmt.Errorf("annotation %s: %w", flux.AnnotationRepository, err)
-		}
-		return repo, nil
-	}
-	if d.RepositoryURL == "" {
-		return commits.Repository{}, fmt.Errorf("%s %s/%s: source %s %s/%s not found or has no URL",
-			d.Kind, d.Namespace, d.Name, d.SourceKind, d.SourceNamespace, d.SourceName)
-	}
-	return commits.ParseRepositoryURL(d.RepositoryURL)
 }

@@ -109,13 +109,8 @@ func newFixture(tb testing.TB, opts ...fixtureOption) *fixture {
 		clock: clocktesting.NewFakeClock(at(1000))}
 	o := tracker.Options{
 		Ledger: f.led,
-		// Like the controller: GitHub hosts only.
-		Providers: func(repo commits.Repository) (commits.Provider, error) {
-			if repo.Host == "github.com" {
-				return gh, nil
-			}
-			return nil, fmt.Errorf("no commit provider for host %s", repo.Host)
-		},
+		// Like the controller without plain git: GitHub hosts only.
+		Providers: tracker.Providers{GitHub: gh, GitHubHosts: []string{"github.com"}}.For,
 		Recorder:    tel.Metrics,
 		Tracer:      tel.TracerProvider.Tracer(telemetry.ScopeName),
 		Logger:      tel.Logger,

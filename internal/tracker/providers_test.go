@@ -1,0 +1,71 @@
+package tracker_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/flux"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/tracker"
+)
+
+// namedProvider is a provider that only says which it is.
+type namedProvider struct {
+	commits.Provider
+	name string
+}
+
+type gitProviders struct{}
+
+func (gitProviders) ForURL(url string) commits.Provider { return namedProvider{name: "git " + url} }
+
+func TestProvidersFor(t *testing.T) {
+	p := tracker.Providers{GitHub: namedProvider{name: "github"}, GitHubHosts: []string{"github.com", "ghe.example.com"}, Git: gitProviders{}}
+	tests := []struct {
+		name     string
+		d        flux.Deployment
+		provider string
+		repo     string
+		err      string
+	}{
+		{name: "github.com", d: flux.Deployment{RepositoryURL: "ssh://git@github.com/acme/app.git"}, provider: "github", repo: "https://github.com/acme/app"},
+		{name: "enterprise", d: flux.Deployment{RepositoryURL: "https://ghe.example.com/acme/app"}, provider: "github", repo: "https://ghe.example.com/acme/app"},
+		{name: "other host is plain git", d: flux.Deployment{RepositoryURL: "https://git.example.com/team/app.git"}, provider: "git https://git.example.com/team/app.git", repo: "https://git.example.com/team/app"},
+		{name: "one path segment", d: flux.Deployment{RepositoryURL: "http://127.0.0.1:8080/manifests.git"}, provider: "git http://127.0.0.1:8080/manifests.git", repo: "http://127.0.0.1:8080/manifests.git"},
+		{name: "credentials dropped from the identity", d: flux.Deployment{RepositoryURL: "https://user:s3cret@git.example.com/a/b/c.git"}, provider: "git https://user:s3cret@git.example.com/a/b/c.git", repo: "https://git.example.com/a/b/c.git"},
+		{name: "override owner/name", d: flux.Deployment{RepositoryURL: "https://mirror.example.com/x.git", RepositoryOverride: "acme/app"}, provider: "github", repo: "https://github.com/acme/app"},
+		{name: "provider annotation forces git on github.com", d: flux.Deployment{RepositoryURL: "https://github.com/acme/app.git", Provider: "git"}, provider: "git https://github.com/acme/app.git", repo: "https://github.com/acme/app"},
+		{name: "git with override URL", d: flux.Deployment{RepositoryURL: "https://x/y.git", RepositoryOverride: "https://git.example.com/a/b.git", Provider: "Git"}, provider: "git https://git.example.com/a/b.git", repo: "https://git.example.com/a/b"},
+		{name: "github forced on unknown host", d: flux.Deployment{RepositoryURL: "https://git.example.com/a/b.git", Provider: "github"}, err: "no commit provider for host git.example.com"},
+		{name: "unknown provider", d: flux.Deployment{RepositoryURL: "https://github.com/a/b", Provider: "svn"}, err: `unknown provider "svn"`},
+		{name: "no URL", d: flux.Deployment{Kind: "Kustomization", Namespace: "n", Name: "k", SourceKind: "GitRepository", SourceNamespace: "n", SourceName: "s"}, err: "source GitRepository n/s not found or has no URL"},
+		{name: "bad override", d: flux.Deployment{RepositoryURL: "https://github.com/a/b", RepositoryOverride: "nope"}, err: "annotation flux-commit-tracker.io/repository"},
+		{name: "unusable URL", d: flux.Deployment{RepositoryURL: "file:///srv/repo"}, err: "file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			prov, repo, err := p.For(tt.d)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("error = %v, want one containing %q", err, tt.err)
+				}
+				if strings.Contains(err.Error(), "s3cret") {
+					t.Errorf("error leaks credentials: %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := prov.(namedProvider).name; got != tt.provider {
+				t.Errorf("provider = %q, want %q", got, tt.provider)
+			}
+			if repo.String() != tt.repo {
+				t.Errorf("repository = %q, want %q", repo.String(), tt.repo)
+			}
+		})
+	}
+	if _, _, err := (tracker.Providers{GitHubHosts: []string{"github.com"}}).For(flux.Deployment{RepositoryURL: "https://git.example.com/a/b"}); err == nil {
+		t.Error("plain git served with the git provider disabled")
+	}
+}
