@@ -19,7 +19,7 @@ const (
 
 // GitProvider binds the plain-git provider to one clone URL.
 type GitProvider interface {
-	ForURL(url string) commits.Provider
+	ForURL(cloneURL string) commits.Provider
 }
 
 // Providers picks the commit provider for a Deployment's repository: the GitHub API for GitHub hosts, plain git

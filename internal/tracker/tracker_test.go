@@ -79,8 +79,9 @@ type fixture struct {
 
 type fixtureOption func(*tracker.Options)
 
-func withExporterInfo(path string) fixtureOption {
-	return func(o *tracker.Options) { o.ExporterInfoPath = path }
+// withExporterInfo turns on exporter-info.json reading at its default path.
+func withExporterInfo() fixtureOption {
+	return func(o *tracker.Options) { o.ExporterInfoPath = infoPath }
 }
 
 func withLedger(l ledger.Ledger) fixtureOption {
@@ -110,7 +111,7 @@ func newFixture(tb testing.TB, opts ...fixtureOption) *fixture {
 	o := tracker.Options{
 		Ledger: f.led,
 		// Like the controller without plain git: GitHub hosts only.
-		Providers: tracker.Providers{GitHub: gh, GitHubHosts: []string{"github.com"}}.For,
+		Providers:   tracker.Providers{GitHub: gh, GitHubHosts: []string{"github.com"}}.For,
 		Recorder:    tel.Metrics,
 		Tracer:      tel.TracerProvider.Tracer(telemetry.ScopeName),
 		Logger:      tel.Logger,
@@ -767,7 +768,7 @@ func TestExporterInfo(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFixture(t, withExporterInfo(infoPath))
+			f := newFixture(t, withExporterInfo())
 			c0 := f.commit(0, nil)
 			f.baseline("app", c0)
 			c1 := f.commit(100, tt.files)
@@ -796,7 +797,7 @@ func TestExporterInfo(t *testing.T) {
 // from the first manifests commit that carried it.
 func TestUpstreamListedTwice(t *testing.T) {
 	const u1, u2, u3 = "1111111111111111111111111111111111111111", "2222222222222222222222222222222222222222", "3333333333333333333333333333333333333333"
-	f := newFixture(t, withExporterInfo(infoPath))
+	f := newFixture(t, withExporterInfo())
 	c0 := f.commit(0, nil)
 	f.baseline("app", c0)
 	c1 := f.commit(100, map[string]string{infoPath: exporterInfo(u1, 10, u2, 20)})
