@@ -46,7 +46,7 @@ func checkRecorded(b *testing.B, name string, res tracker.Result, err error, sha
 func BenchmarkGitHubCallsPerRevision(b *testing.B) {
 	for _, k := range []int{1, 50, 500} {
 		b.Run(fmt.Sprintf("K=%d", k), func(b *testing.B) {
-			f := newFixture(b, withExporterInfo(infoPath))
+			f := newFixture(b, withExporterInfo())
 			a, _, _ := f.pushExported(0)
 			deps := make([]flux.Deployment, k)
 			for j := range deps {
@@ -104,7 +104,7 @@ func BenchmarkGitHubCallsPerRevision(b *testing.B) {
 // BenchmarkProcessWarm times Process for one object when another object already processed the same
 // revision, so the provider's cache holds everything it needs.
 func BenchmarkProcessWarm(b *testing.B) {
-	f := newFixture(b, withExporterInfo(infoPath))
+	f := newFixture(b, withExporterInfo())
 	a, _, _ := f.pushExported(0)
 	warm, measured := dep("warm", rev(a), at(0)), dep("measured", rev(a), at(0))
 	f.mustProcess(warm, tracker.Baseline)
