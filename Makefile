@@ -16,16 +16,18 @@ all: build
 build: ## Build the tracker binary into bin/.
 	$(GO) build -trimpath -o $(BIN) ./cmd/flux-commit-tracker
 
-test-assets: ## Install etcd, build kube-apiserver and collect the Flux CRDs (skipped when present).
+test-assets: ## Install etcd, build kube-apiserver and the Flux controllers, collect the Flux CRDs (skipped when present).
 	@./hack/test-assets.sh >/dev/null
+	@./hack/flux-assets.sh >/dev/null
 
-test: test-assets fmt-check vet ## Run every test with the race detector against a real kube-apiserver + etcd.
-	KUBEBUILDER_ASSETS="$$(./hack/test-assets.sh)" FLUX_CRDS_DIR="$(TOOLS_DIR)/flux-crds" \
-		$(GO) test -race -count=1 -timeout 20m $(PKGS)
+# Where the tests find etcd + kube-apiserver, the Flux CRDs and the Flux controllers.
+TEST_ENV = KUBEBUILDER_ASSETS="$$(./hack/test-assets.sh)" FLUX_CRDS_DIR="$(TOOLS_DIR)/flux-crds" FLUX_BIN_DIR="$$(./hack/flux-assets.sh)"
+
+test: test-assets fmt-check vet ## Run every test with the race detector: real kube-apiserver + etcd, real Flux controllers.
+	$(TEST_ENV) $(GO) test -race -count=1 -timeout 30m $(PKGS)
 
 bench: test-assets ## Run the benchmarks recorded in docs/performance.md.
-	KUBEBUILDER_ASSETS="$$(./hack/test-assets.sh)" FLUX_CRDS_DIR="$(TOOLS_DIR)/flux-crds" \
-		$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+	$(TEST_ENV) $(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 
 fuzz: ## Run each fuzz target for FUZZTIME.
 	@set -e; for pkg in $$($(GO) list ./...); do \

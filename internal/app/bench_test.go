@@ -22,7 +22,7 @@ func BenchmarkStatusToSample(b *testing.B) {
 	wait := func() time.Duration {
 		start := time.Now()
 		select {
-		case <-tr.stdout.recorded:
+		case <-tr.Recorded:
 			return time.Since(start)
 		case <-time.After(10 * time.Second):
 			b.Fatal("no sample recorded within 10s")
@@ -39,7 +39,7 @@ func BenchmarkStatusToSample(b *testing.B) {
 		warm = append(warm, wait())
 	}
 	b.StopTimer()
-	if got := len(tr.appliedCommits()); got != 2*b.N {
+	if got := len(tr.Applied()); got != 2*b.N {
 		b.Fatalf("recorded %d commits, want %d", got, 2*b.N)
 	}
 	report(b, "cold", cold)

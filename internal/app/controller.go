@@ -32,6 +32,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits/git"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits/github"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/controller"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/ledger"
@@ -78,6 +79,17 @@ func runController(ctx context.Context, opts Options, deps Deps) (err error) {
 		log.Warn("no GitHub credentials: calling the GitHub API unauthenticated (60 requests an hour); set GITHUB_TOKEN or the GITHUB_APP_* variables")
 	}
 
+	gitProvider, err := git.New(git.Options{
+		CacheDir:       opts.GitCacheDir,
+		Logger:         log.With("component", "git"),
+		OnCall:         func(ctx context.Context, o commits.CallOutcome) { metrics.AddGitCall(ctx, string(o)) },
+		TracerProvider: tel.TracerProvider,
+	})
+	if err != nil {
+		return usageError{fmt.Errorf("--git-cache-dir: %w", err)}
+	}
+	defer func() { err = errors.Join(err, gitProvider.Close()) }()
+
 	restCfg, err := restConfig(opts)
 	if err != nil {
 		return usageError{err}
@@ -92,7 +104,7 @@ func runController(ctx context.Context, opts Options, deps Deps) (err error) {
 	}
 	trk, err := tracker.New(tracker.Options{
 		Ledger:           led,
-		Providers:        tracker.Providers{GitHub: gh, GitHubHosts: githubHosts(opts.GitHubAPIURL)}.For,
+		Providers:        tracker.Providers{GitHub: gh, GitHubHosts: githubHosts(opts.GitHubAPIURL), Git: gitProvider}.For,
 		Recorder:         metrics,
 		Tracer:           tel.TracerProvider.Tracer(telemetry.ScopeName),
 		Logger:           log,
@@ -142,7 +154,7 @@ func runController(ctx context.Context, opts Options, deps Deps) (err error) {
 
 	log.Info("starting flux-commit-tracker", "version", deps.Version, "cluster", opts.ClusterName,
 		"namespace", opts.Namespace, "watch_namespace", opts.WatchNamespace, "watch_label_selector", opts.WatchLabelSelector,
-		"github_api_url", opts.GitHubAPIURL, "github_auth", ghOpts.AuthMode(), "telemetry_mode", string(opts.Telemetry.Mode),
+		"github_api_url", opts.GitHubAPIURL, "git_cache_dir", opts.GitCacheDir, "github_auth", ghOpts.AuthMode(), "telemetry_mode", string(opts.Telemetry.Mode),
 		"metrics_addr", opts.MetricsAddr, "health_addr", opts.HealthAddr, "leader_election", opts.EnableLeaderElection)
 	if err := mgr.Start(ctx); err != nil {
 		return fmt.Errorf("controller manager: %w", err)

@@ -28,7 +28,7 @@ func TestDeletedObjectLeavesTheLedger(t *testing.T) {
 	}
 	del("app")
 	eventually(t, 10*time.Second, "entry of the deleted object removed", func() bool { return s.ledgerRevision("app") == "" })
-	first.stop()
+	first.Stop()
 
 	del("gone-while-down")
 	s.startTracker()
@@ -58,7 +58,7 @@ func TestWatchLabelSelector(t *testing.T) {
 	if s.ledgerRevision("ignored") != "" {
 		t.Error("object outside the label selector reached the ledger")
 	}
-	if got := tr.appliedCommits()[0].Name; got != "watched" {
+	if got := tr.Applied()[0].Name; got != "watched" {
 		t.Errorf("recorded object %q, want watched", got)
 	}
 }

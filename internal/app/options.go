@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits/git"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/telemetry"
 )
 
@@ -38,6 +39,7 @@ type Options struct {
 	KubeAPIBurst         int
 
 	GitHubAPIURL     string
+	GitCacheDir      string
 	CommitTime       string
 	ExporterInfoPath string
 
@@ -63,6 +65,7 @@ var envNames = map[string]string{
 	"kube-api-qps":           "KUBE_API_QPS",
 	"kube-api-burst":         "KUBE_API_BURST",
 	"github-api-url":         "GITHUB_API_URL",
+	"git-cache-dir":          "GIT_CACHE_DIR",
 	"commit-time":            "COMMIT_TIME",
 	"exporter-info-path":     "EXPORTER_INFO_PATH",
 	"log-level":              "LOG_LEVEL",
@@ -81,6 +84,7 @@ func DefaultOptions() Options {
 		KubeAPIQPS:       50,
 		KubeAPIBurst:     100,
 		GitHubAPIURL:     "https://api.github.com",
+		GitCacheDir:      git.DefaultCacheDir(),
 		CommitTime:       string(commits.CommitterTime),
 		ExporterInfoPath: "exporter-info.json",
 	}
@@ -102,6 +106,7 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.Float32Var(&o.KubeAPIQPS, "kube-api-qps", o.KubeAPIQPS, "Kubernetes API requests per second the tracker may make (ledger writes)")
 	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", o.KubeAPIBurst, "Kubernetes API request burst")
 	fs.StringVar(&o.GitHubAPIURL, "github-api-url", o.GitHubAPIURL, "GitHub API base URL; for GitHub Enterprise use https://HOST/api/v3")
+	fs.StringVar(&o.GitCacheDir, "git-cache-dir", o.GitCacheDir, "Folder for the bare mirrors of repositories not on GitHub, read with plain git (an emptyDir in a cluster)")
 	fs.StringVar(&o.CommitTime, "commit-time", o.CommitTime, "Which git time is a commit's time: committer or author")
 	fs.StringVar(&o.ExporterInfoPath, "exporter-info-path", o.ExporterInfoPath, "Path of exporter-info.json in the manifests repository; empty disables upstream commits")
 	fs.VisitAll(func(f *pflag.Flag) {
@@ -179,6 +184,9 @@ func (o *Options) Validate() error {
 	}
 	if u, err := url.Parse(o.GitHubAPIURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		errs = append(errs, fmt.Errorf("invalid --github-api-url %q: must be an http(s) URL", o.GitHubAPIURL))
+	}
+	if o.GitCacheDir == "" {
+		errs = append(errs, errors.New("invalid --git-cache-dir: must not be empty"))
 	}
 	if o.CommitTime != string(commits.CommitterTime) && o.CommitTime != string(commits.AuthorTime) {
 		errs = append(errs, fmt.Errorf("invalid --commit-time %q: must be committer or author", o.CommitTime))

@@ -35,8 +35,9 @@ func NewRootCommand(deps Deps) *cobra.Command {
 		Use:   "flux-commit-tracker",
 		Short: "Record how long each commit takes from commit to applied by Flux, exactly once",
 		Long: `flux-commit-tracker watches Flux Kustomizations and the GitRepositories they use. When Flux applies a
-new revision it finds every commit that revision delivered (GitHub compare API, first-parent history), reads each
-commit's exporter-info.json for upstream commits, and records once per commit how long it took from commit to
+new revision it finds every commit that revision delivered (first-parent history, from the GitHub compare API for
+GitHub repositories or from a local bare mirror read with plain git for any other host), reads each commit's
+exporter-info.json for upstream commits, and records once per commit how long it took from commit to
 applied — as OpenTelemetry metrics, traces and logs, and on a Prometheus /metrics endpoint.
 
 Every flag can also be set by the environment variable named in its help. GitHub credentials come only from

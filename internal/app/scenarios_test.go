@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/apptest"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits/github/githubtest"
 )
 
@@ -25,10 +26,10 @@ const (
 )
 
 // wantCommits waits until exactly the given commits (sha → reconcile seconds) are logged as applied.
-func wantCommits(t *testing.T, tr *tracker, want map[string]float64) {
+func wantCommits(t *testing.T, tr *apptest.Tracker, want map[string]float64) {
 	t.Helper()
-	eventually(t, 20*time.Second, fmt.Sprintf("%d commits recorded", len(want)), func() bool { return len(tr.appliedCommits()) >= len(want) })
-	got := tr.appliedCommits()
+	eventually(t, 20*time.Second, fmt.Sprintf("%d commits recorded", len(want)), func() bool { return len(tr.Applied()) >= len(want) })
+	got := tr.Applied()
 	if len(got) != len(want) {
 		t.Fatalf("recorded %d commits, want %d: %+v", len(got), len(want), got)
 	}
@@ -54,7 +55,7 @@ func TestOneCommit(t *testing.T) {
 	s.createKustomization("app", c0, 10)
 	tr := s.startTracker()
 	eventually(t, 10*time.Second, "baseline in ledger", func() bool { return s.ledgerRevision("app") == "main@sha1:"+c0 })
-	if n := len(tr.appliedCommits()); n != 0 {
+	if n := len(tr.Applied()); n != 0 {
 		t.Fatalf("first sight recorded %d commits, want 0", n)
 	}
 
@@ -62,16 +63,16 @@ func TestOneCommit(t *testing.T) {
 	s.apply("app", "main@sha1:"+c1, s.at(142))
 	wantCommits(t, tr, map[string]float64{c1: 42})
 	labels := []string{`flux_name="app"`, `k8s_cluster_name="test-cluster"`, `vcs_repository_url_full="https://github.com/acme/manifests"`, `flux_kind="Kustomization"`}
-	if got := tr.metric(reconcileCount, labels...); got != 1 {
+	if got := tr.Metric(reconcileCount, labels...); got != 1 {
 		t.Errorf("reconcile count = %v, want 1", got)
 	}
-	if got := tr.metric(reconcileSum, labels...); got != 42 {
+	if got := tr.Metric(reconcileSum, labels...); got != 42 {
 		t.Errorf("reconcile sum = %v, want 42", got)
 	}
-	if got := tr.metric(e2eSum, labels...); got != 42 {
+	if got := tr.Metric(e2eSum, labels...); got != 42 {
 		t.Errorf("e2e sum = %v, want 42 (no upstream: from the manifests commit)", got)
 	}
-	if got := tr.metric(recordedTotal, labels...); got != 1 {
+	if got := tr.Metric(recordedTotal, labels...); got != 1 {
 		t.Errorf("commits recorded = %v, want 1", got)
 	}
 	if got := s.ledgerRevision("app"); got != "main@sha1:"+c1 {
@@ -94,10 +95,10 @@ func TestFiveCommitsInOneApply(t *testing.T) {
 	}
 	s.apply("app", "main@sha1:"+last, s.at(200))
 	wantCommits(t, tr, want)
-	if got := tr.metric(reconcileCount, `flux_name="app"`); got != 5 {
+	if got := tr.Metric(reconcileCount, `flux_name="app"`); got != 5 {
 		t.Errorf("reconcile count = %v, want 5", got)
 	}
-	if got := tr.metric(reconcileSum, `flux_name="app"`); got != 190+180+170+160+150 {
+	if got := tr.Metric(reconcileSum, `flux_name="app"`); got != 190+180+170+160+150 {
 		t.Errorf("reconcile sum = %v, want 850", got)
 	}
 	// One compare and one exporter-info lookup per commit, nothing else.
@@ -121,7 +122,7 @@ func TestRestartRecordsNothingTwiceAndCatchesUp(t *testing.T) {
 	c1 := s.commit(10, map[string]string{"a": "1"})
 	s.apply("app", "main@sha1:"+c1, s.at(40))
 	wantCommits(t, first, map[string]float64{c1: 30})
-	first.stop()
+	first.Stop()
 
 	// While the tracker is down Flux applies two more commits in one go.
 	c2 := s.commit(50, map[string]string{"a": "2"})
@@ -130,13 +131,13 @@ func TestRestartRecordsNothingTwiceAndCatchesUp(t *testing.T) {
 
 	second := s.startTracker()
 	wantCommits(t, second, map[string]float64{c2: 50, c3: 40})
-	second.stop()
+	second.Stop()
 
 	// A third start with nothing new records nothing.
 	third := s.startTracker()
-	eventually(t, 10*time.Second, "ledger loaded", func() bool { return third.logged("ledger loaded") })
-	consistently(t, 2*time.Second, "no commit recorded again", func() bool { return len(third.appliedCommits()) == 0 })
-	if got := third.metric(reconcileCount, `flux_name="app"`); got != 0 {
+	eventually(t, 10*time.Second, "ledger loaded", func() bool { return third.Logged("ledger loaded") })
+	consistently(t, 2*time.Second, "no commit recorded again", func() bool { return len(third.Applied()) == 0 })
+	if got := third.Metric(reconcileCount, `flux_name="app"`); got != 0 {
 		t.Errorf("third run reconcile count = %v, want 0", got)
 	}
 }
@@ -151,16 +152,16 @@ func TestRollbackAndForcePushRecordNothing(t *testing.T) {
 
 	// Rollback to the parent.
 	s.apply("app", "main@sha1:"+c0, s.at(30))
-	eventually(t, 10*time.Second, "rollback counted", func() bool { return tr.metric(notRecorded, `status="behind"`) == 1 })
+	eventually(t, 10*time.Second, "rollback counted", func() bool { return tr.Metric(notRecorded, `status="behind"`) == 1 })
 
 	// Force-push: a sibling of c1 on a rewritten main.
 	forced := s.repo.Commit(githubCommit(s, 40, c0))
 	s.repo.ForceBranch("main", forced)
 	s.apply("app", "main@sha1:"+c1, s.at(45)) // back to c1 first (ahead of c0)
-	eventually(t, 10*time.Second, "c1 recorded again after the rollback", func() bool { return len(tr.appliedCommits()) == 1 })
+	eventually(t, 10*time.Second, "c1 recorded again after the rollback", func() bool { return len(tr.Applied()) == 1 })
 	s.apply("app", "main@sha1:"+forced, s.at(50))
-	eventually(t, 10*time.Second, "force-push counted", func() bool { return tr.metric(notRecorded, `status="diverged"`) == 1 })
-	got := tr.appliedCommits()
+	eventually(t, 10*time.Second, "force-push counted", func() bool { return tr.Metric(notRecorded, `status="diverged"`) == 1 })
+	got := tr.Applied()
 	if len(got) != 1 || got[0].Commit != c1 {
 		t.Fatalf("recorded %+v, want only c1 (re-applied after the rollback)", got)
 	}
@@ -189,7 +190,7 @@ func TestGitHubServerErrorThenSuccessRecordsOnce(t *testing.T) {
 	if fmt.Sprint(statuses) != "[500 200]" {
 		t.Errorf("compare statuses = %v, want [500 200]", statuses)
 	}
-	consistently(t, time.Second, "recorded once", func() bool { return tr.metric(reconcileCount, `flux_name="app"`) == 1 })
+	consistently(t, time.Second, "recorded once", func() bool { return tr.Metric(reconcileCount, `flux_name="app"`) == 1 })
 }
 
 func TestRateLimitWaitsForRetryAfter(t *testing.T) {
@@ -222,9 +223,9 @@ func TestUnknownCommitAndBadRevisionAreCounted(t *testing.T) {
 	eventually(t, 10*time.Second, "baseline", func() bool { return s.ledgerRevision("app") != "" })
 
 	s.apply("app", "main@sha1:"+strings.Repeat("ab", 20), s.at(10))
-	eventually(t, 10*time.Second, "unknown commit counted", func() bool { return tr.metric(errorsTotal, `reason="commit_not_found"`) == 1 })
+	eventually(t, 10*time.Second, "unknown commit counted", func() bool { return tr.Metric(errorsTotal, `reason="commit_not_found"`) == 1 })
 	s.apply("app", "main@sha1:not-a-sha", s.at(20))
-	eventually(t, 10*time.Second, "bad revision counted", func() bool { return tr.metric(errorsTotal, `reason="invalid_revision"`) == 1 })
+	eventually(t, 10*time.Second, "bad revision counted", func() bool { return tr.Metric(errorsTotal, `reason="invalid_revision"`) == 1 })
 
 	// The next good revision records everything since the last good one.
 	c1 := s.commit(30, nil)
@@ -248,20 +249,20 @@ func TestExporterInfoUpstreamStages(t *testing.T) {
 	s.apply("app", "main@sha1:"+bad, s.at(300))
 	wantCommits(t, tr, map[string]float64{good: 100, bad: 90})
 
-	if got := tr.metric(exportCount, `flux_name="app"`); got != 2 {
+	if got := tr.Metric(exportCount, `flux_name="app"`); got != 2 {
 		t.Errorf("export count = %v, want 2", got)
 	}
-	if got := tr.metric(exportSum, `flux_name="app"`); got != 100+50 {
+	if got := tr.Metric(exportSum, `flux_name="app"`); got != 100+50 {
 		t.Errorf("export sum = %v, want 150", got)
 	}
 	// e2e: u1 (200s) and u2 (150s) from the good commit, the bad commit's own 90s.
-	if got := tr.metric(e2eCount, `flux_name="app"`); got != 3 {
+	if got := tr.Metric(e2eCount, `flux_name="app"`); got != 3 {
 		t.Errorf("e2e count = %v, want 3", got)
 	}
-	if got := tr.metric(e2eSum, `flux_name="app"`); got != 200+150+90 {
+	if got := tr.Metric(e2eSum, `flux_name="app"`); got != 200+150+90 {
 		t.Errorf("e2e sum = %v, want 440", got)
 	}
-	if got := tr.metric(errorsTotal, `reason="exporter_info"`); got != 1 {
+	if got := tr.Metric(errorsTotal, `reason="exporter_info"`); got != 1 {
 		t.Errorf("exporter_info errors = %v, want 1", got)
 	}
 }
@@ -275,10 +276,10 @@ func TestSkewedClockIsClamped(t *testing.T) {
 	c1 := s.commit(100, nil)
 	s.apply("app", "main@sha1:"+c1, s.at(70)) // Flux's clock is 30s behind the committer's
 	wantCommits(t, tr, map[string]float64{c1: 0})
-	if got := tr.metric(skewTotal, `flux_name="app"`); got != 2 {
+	if got := tr.Metric(skewTotal, `flux_name="app"`); got != 2 {
 		t.Errorf("clock skew = %v, want 2 (reconcile and e2e)", got)
 	}
-	if got := tr.metric(reconcileSum, `flux_name="app"`); got != 0 || math.Signbit(got) {
+	if got := tr.Metric(reconcileSum, `flux_name="app"`); got != 0 || math.Signbit(got) {
 		t.Errorf("reconcile sum = %v, want 0", got)
 	}
 }
@@ -304,9 +305,9 @@ func TestManyKustomizationsShareLookups(t *testing.T) {
 	for i, n := range names {
 		s.apply(n, "main@sha1:"+c1, s.at(20+i))
 	}
-	eventually(t, 20*time.Second, "all recorded", func() bool { return len(tr.appliedCommits()) == len(names) })
+	eventually(t, 20*time.Second, "all recorded", func() bool { return len(tr.Applied()) == len(names) })
 	var recorded []string
-	for _, c := range tr.appliedCommits() {
+	for _, c := range tr.Applied() {
 		recorded = append(recorded, c.Name)
 	}
 	sort.Strings(recorded)

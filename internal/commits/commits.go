@@ -93,3 +93,28 @@ const (
 	// CallError is an HTTP call that failed: a transport error, a server error, a rate limit or an auth failure.
 	CallError CallOutcome = "error"
 )
+
+// RetryPolicy bounds the retries of one provider request.
+type RetryPolicy struct {
+	// MaxRetries is the number of retries after the first attempt; negative disables retries.
+	MaxRetries int
+	// WaitMin and WaitMax bound the exponential backoff between attempts.
+	WaitMin, WaitMax time.Duration
+}
+
+// WithDefaults fills the unset fields of p from def and turns a negative MaxRetries into none.
+func (p RetryPolicy) WithDefaults(def RetryPolicy) RetryPolicy {
+	switch {
+	case p.MaxRetries == 0:
+		p.MaxRetries = def.MaxRetries
+	case p.MaxRetries < 0:
+		p.MaxRetries = 0
+	}
+	if p.WaitMin <= 0 {
+		p.WaitMin = def.WaitMin
+	}
+	if p.WaitMax <= 0 {
+		p.WaitMax = def.WaitMax
+	}
+	return p
+}

@@ -88,7 +88,10 @@ func (s *Stack) requestReconcile(ctx context.Context, obj client.Object, ns, nam
 	return nil
 }
 
-// WaitApplied waits until the Kustomization ns/name is Ready with the message naming commit sha, and returns it.
+// WaitApplied waits until the Kustomization ns/name is Ready with the message naming commit sha and its
+// status.lastAppliedRevision is that revision, and returns it. Both are needed: kustomize-controller patches the
+// conditions and the rest of the status in two requests (fluxcd/pkg/runtime/patch), so for a moment Ready already
+// names the new revision while lastAppliedRevision still holds the old one.
 // On timeout (ctx) the error carries the Kustomization's and its source's conditions and the controllers' logs.
 func (s *Stack) WaitApplied(ctx context.Context, ns, name, sha string) (*kustomizev1.Kustomization, error) {
 	want := AppliedMessage(sha)
@@ -99,13 +102,13 @@ func (s *Stack) WaitApplied(ctx context.Context, ns, name, sha string) (*kustomi
 		err := s.client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &ks)
 		if err == nil {
 			if c := apimeta.FindStatusCondition(ks.Status.Conditions, meta.ReadyCondition); c != nil &&
-				c.Status == metav1.ConditionTrue && c.Message == want {
+				c.Status == metav1.ConditionTrue && c.Message == want && ks.Status.LastAppliedRevision == Revision(sha) {
 				return &ks, nil
 			}
 		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("Kustomization %s/%s not %q: %w\n%s\n%s", ns, name, want, ctx.Err(), s.describe(ns, &ks), s.Logs(15))
+			return nil, fmt.Errorf("wait for Kustomization %s/%s to be %q: %w\n%s\n%s", ns, name, want, ctx.Err(), s.describe(ns, &ks), s.Logs(15))
 		case <-tick.C:
 		}
 	}

@@ -18,8 +18,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
@@ -198,20 +196,7 @@ func (s *Stack) startAPIServer(ctx context.Context) error {
 		return fmt.Errorf("create namespace %s: %w", FluxNamespace, err)
 	}
 	s.kubeconfig = filepath.Join(s.opts.WorkDir, "kubeconfig")
-	return writeKubeconfig(cfg, s.kubeconfig)
-}
-
-// writeKubeconfig writes an admin kubeconfig (envtest's client certificate) for cfg.
-func writeKubeconfig(cfg *rest.Config, path string) error {
-	kc := clientcmdapi.NewConfig()
-	kc.Clusters["envtest"] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthorityData: cfg.CAData}
-	kc.AuthInfos["admin"] = &clientcmdapi.AuthInfo{ClientCertificateData: cfg.CertData, ClientKeyData: cfg.KeyData, Token: cfg.BearerToken}
-	kc.Contexts["envtest"] = &clientcmdapi.Context{Cluster: "envtest", AuthInfo: "admin", Namespace: FluxNamespace}
-	kc.CurrentContext = "envtest"
-	if err := clientcmd.WriteToFile(*kc, path); err != nil {
-		return fmt.Errorf("write kubeconfig: %w", err)
-	}
-	return nil
+	return testenv.WriteKubeconfig(cfg, s.kubeconfig, FluxNamespace)
 }
 
 // Stop stops the controllers (SIGTERM to their process groups, SIGKILL after Options.StopGrace), the git server

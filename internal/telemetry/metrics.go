@@ -28,6 +28,7 @@ const (
 	MetricTruncated       = "flux_commit_tracker.range.truncated-commits"
 	MetricNotRecorded     = "flux_commit_tracker.range.not-recorded"
 	MetricGitHubCalls     = "flux_commit_tracker.github.calls"
+	MetricGitCalls        = "flux_commit_tracker.git.calls"
 )
 
 // Attribute keys. Object attributes identify the Flux object a sample is about;
@@ -173,6 +174,14 @@ var Definitions = []Definition{
 			OutcomeCacheHit, OutcomeNotModified, OutcomeSuccess, OutcomeError, Other,
 		}},
 	},
+	{
+		Name: MetricGitCalls, Kind: Counter, Unit: "{call}",
+		Description: "Plain-git lookups, by outcome: answered from the local mirror (cache_hit), or a fetch that succeeded or failed.",
+		Attributes:  []string{AttrOutcome},
+		Values: map[string][]string{AttrOutcome: {
+			OutcomeCacheHit, OutcomeSuccess, OutcomeError, Other,
+		}},
+	},
 }
 
 func withKey(key string) []string {
@@ -199,10 +208,10 @@ func (a ObjectAttributes) set(extra ...attribute.KeyValue) attribute.Set {
 // Metrics records the tracker's metrics. Build it once with [NewMetrics] and
 // pass it to whoever records. A nil *Metrics records nothing.
 type Metrics struct {
-	e2e, export, reconcile              metric.Float64Histogram
-	commitsRecorded, errors, clockSkew  metric.Int64Counter
-	truncated, notRecorded, githubCalls metric.Int64Counter
-	values                              map[string]map[string][]string // metric → key → allowed
+	e2e, export, reconcile                        metric.Float64Histogram
+	commitsRecorded, errors, clockSkew            metric.Int64Counter
+	truncated, notRecorded, githubCalls, gitCalls metric.Int64Counter
+	values                                        map[string]map[string][]string // metric → key → allowed
 }
 
 // NewMetrics creates every instrument in [Definitions] on mp's meter for
@@ -226,6 +235,7 @@ func NewMetrics(mp metric.MeterProvider) (*Metrics, error) {
 		truncated:       instrument[metric.Int64Counter](inst, MetricTruncated, &errs),
 		notRecorded:     instrument[metric.Int64Counter](inst, MetricNotRecorded, &errs),
 		githubCalls:     instrument[metric.Int64Counter](inst, MetricGitHubCalls, &errs),
+		gitCalls:        instrument[metric.Int64Counter](inst, MetricGitCalls, &errs),
 		values:          map[string]map[string][]string{},
 	}
 	for _, d := range Definitions {
@@ -344,5 +354,12 @@ func (m *Metrics) AddNotRecorded(ctx context.Context, status string, a ObjectAtt
 func (m *Metrics) AddGitHubCall(ctx context.Context, outcome string) {
 	if m != nil {
 		m.githubCalls.Add(ctx, 1, metric.WithAttributeSet(attribute.NewSet(m.enum(MetricGitHubCalls, AttrOutcome, outcome))))
+	}
+}
+
+// AddGitCall counts one plain-git lookup; outcome is an Outcome* constant.
+func (m *Metrics) AddGitCall(ctx context.Context, outcome string) {
+	if m != nil {
+		m.gitCalls.Add(ctx, 1, metric.WithAttributeSet(attribute.NewSet(m.enum(MetricGitCalls, AttrOutcome, outcome))))
 	}
 }

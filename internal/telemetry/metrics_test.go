@@ -133,6 +133,8 @@ func TestMetricsCounters(t *testing.T) {
 	m.AddGitHubCall(ctx, OutcomeCacheHit)
 	m.AddGitHubCall(ctx, OutcomeNotModified)
 	m.AddGitHubCall(ctx, OutcomeNotModified)
+	m.AddGitCall(ctx, OutcomeSuccess)
+	m.AddGitCall(ctx, OutcomeNotModified) // not a git outcome → other
 
 	type point struct {
 		attrs attribute.Set
@@ -156,6 +158,10 @@ func TestMetricsCounters(t *testing.T) {
 		MetricGitHubCalls: {"{call}", []point{
 			{attribute.NewSet(attribute.String("outcome", "cache_hit")), 1},
 			{attribute.NewSet(attribute.String("outcome", "not_modified")), 2},
+		}},
+		MetricGitCalls: {"{call}", []point{
+			{attribute.NewSet(attribute.String("outcome", "success")), 1},
+			{attribute.NewSet(attribute.String("outcome", "other")), 1},
 		}},
 	}
 

@@ -64,6 +64,7 @@ func TestPrometheusExport(t *testing.T) {
 	m.AddTruncated(ctx, 5, obj)
 	m.AddNotRecorded(ctx, StatusBehind, obj)
 	m.AddGitHubCall(ctx, OutcomeSuccess)
+	m.AddGitCall(ctx, OutcomeCacheHit)
 
 	// No definition is a gauge yet: check that naming path on a stand-in.
 	gauge := Definition{Name: "flux_commit_tracker.test.lag-time", Kind: Gauge, Unit: "s", Description: "test gauge"}

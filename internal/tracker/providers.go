@@ -9,6 +9,7 @@ import (
 
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/flux"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/telemetry"
 )
 
 // Provider kinds named by the provider annotation.
@@ -32,25 +33,41 @@ type Providers struct {
 	Git GitProvider
 }
 
+// Source is where a Deployment's commits are looked up.
+type Source struct {
+	Provider   commits.Provider
+	Repository commits.Repository
+	// Kind is ProviderGitHub or ProviderGit.
+	Kind string
+}
+
+// lookupReason is the error reason counted when a lookup through the source fails.
+func (s Source) lookupReason() string {
+	if s.Kind == ProviderGit {
+		return telemetry.ReasonGit
+	}
+	return telemetry.ReasonGitHub
+}
+
 // For returns the provider and repository identity for d.
-func (p Providers) For(d flux.Deployment) (commits.Provider, commits.Repository, error) {
+func (p Providers) For(d flux.Deployment) (Source, error) {
 	kind := strings.ToLower(d.Provider)
 	if kind != "" && kind != ProviderGitHub && kind != ProviderGit {
-		return nil, commits.Repository{}, fmt.Errorf("annotation %s: unknown provider %q (want %s or %s)", flux.AnnotationProvider, d.Provider, ProviderGitHub, ProviderGit)
+		return Source{}, fmt.Errorf("annotation %s: unknown provider %q (want %s or %s)", flux.AnnotationProvider, d.Provider, ProviderGitHub, ProviderGit)
 	}
 	raw := d.RepositoryURL
 	if d.RepositoryOverride != "" {
 		if kind != ProviderGit {
 			repo, err := commits.ParseRepositoryOverride(d.RepositoryOverride)
 			if err != nil {
-				return nil, commits.Repository{}, fmt.Errorf("annotation %s: %w", flux.AnnotationRepository, err)
+				return Source{}, fmt.Errorf("annotation %s: %w", flux.AnnotationRepository, err)
 			}
 			return p.github(repo)
 		}
 		raw = d.RepositoryOverride
 	}
 	if raw == "" {
-		return nil, commits.Repository{}, fmt.Errorf("%s %s/%s: source %s %s/%s not found or has no URL",
+		return Source{}, fmt.Errorf("%s %s/%s: source %s %s/%s not found or has no URL",
 			d.Kind, d.Namespace, d.Name, d.SourceKind, d.SourceNamespace, d.SourceName)
 	}
 	if kind == "" {
@@ -63,28 +80,28 @@ func (p Providers) For(d flux.Deployment) (commits.Provider, commits.Repository,
 	if kind == ProviderGitHub {
 		repo, err := commits.ParseRepositoryURL(raw)
 		if err != nil {
-			return nil, commits.Repository{}, err
+			return Source{}, err
 		}
 		return p.github(repo)
 	}
 	if p.Git == nil {
-		return nil, commits.Repository{}, errors.New("plain git provider disabled: only GitHub repositories are served")
+		return Source{}, errors.New("plain git provider disabled: only GitHub repositories are served")
 	}
 	repo, err := gitRepository(raw)
 	if err != nil {
-		return nil, commits.Repository{}, err
+		return Source{}, err
 	}
-	return p.Git.ForURL(raw), repo, nil
+	return Source{Provider: p.Git.ForURL(raw), Repository: repo, Kind: ProviderGit}, nil
 }
 
-func (p Providers) github(repo commits.Repository) (commits.Provider, commits.Repository, error) {
+func (p Providers) github(repo commits.Repository) (Source, error) {
 	if p.GitHub == nil {
-		return nil, commits.Repository{}, fmt.Errorf("no commit provider for %s: the GitHub provider is disabled", repo)
+		return Source{}, fmt.Errorf("no commit provider for %s: the GitHub provider is disabled", repo)
 	}
 	if !slices.Contains(p.GitHubHosts, repo.Host) {
-		return nil, commits.Repository{}, fmt.Errorf("no commit provider for host %s: GitHub is served for %s", repo.Host, strings.Join(p.GitHubHosts, ", "))
+		return Source{}, fmt.Errorf("no commit provider for host %s: GitHub is served for %s", repo.Host, strings.Join(p.GitHubHosts, ", "))
 	}
-	return p.GitHub, repo, nil
+	return Source{Provider: p.GitHub, Repository: repo, Kind: ProviderGitHub}, nil
 }
 
 // gitRepository names a plain-git repository by its URL without credentials.

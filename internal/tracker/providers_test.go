@@ -44,7 +44,7 @@ func TestProvidersFor(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			prov, repo, err := p.For(tt.d)
+			src, err := p.For(tt.d)
 			if tt.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.err) {
 					t.Fatalf("error = %v, want one containing %q", err, tt.err)
@@ -57,15 +57,18 @@ func TestProvidersFor(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := prov.(namedProvider).name; got != tt.provider {
+			if got := src.Provider.(namedProvider).name; got != tt.provider {
 				t.Errorf("provider = %q, want %q", got, tt.provider)
 			}
-			if repo.String() != tt.repo {
-				t.Errorf("repository = %q, want %q", repo.String(), tt.repo)
+			if src.Repository.String() != tt.repo {
+				t.Errorf("repository = %q, want %q", src.Repository.String(), tt.repo)
+			}
+			if wantKind := strings.Fields(tt.provider)[0]; src.Kind != wantKind {
+				t.Errorf("kind = %q, want %q", src.Kind, wantKind)
 			}
 		})
 	}
-	if _, _, err := (tracker.Providers{GitHubHosts: []string{"github.com"}}).For(flux.Deployment{RepositoryURL: "https://git.example.com/a/b"}); err == nil {
+	if _, err := (tracker.Providers{GitHubHosts: []string{"github.com"}}).For(flux.Deployment{RepositoryURL: "https://git.example.com/a/b"}); err == nil {
 		t.Error("plain git served with the git provider disabled")
 	}
 }

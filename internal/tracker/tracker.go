@@ -57,7 +57,7 @@ type Recorder interface {
 }
 
 // ProviderFor returns the commit provider and repository of a Deployment; Providers.For is the usual one.
-type ProviderFor func(d flux.Deployment) (commits.Provider, commits.Repository, error)
+type ProviderFor func(d flux.Deployment) (Source, error)
 
 // Options configures a Tracker.
 type Options struct {
@@ -151,7 +151,8 @@ func (t *Tracker) Process(ctx context.Context, d flux.Deployment) (res Result, e
 		return Result{Outcome: Unchanged}, t.checkpoint(ctx, d, observed)
 	}
 
-	provider, repo, err := t.opts.Providers(d)
+	src, err := t.opts.Providers(d)
+	provider, repo := src.Provider, src.Repository
 	if err != nil {
 		t.opts.Recorder.AddError(ctx, telemetry.ReasonRepositoryURL, attrs)
 		return Result{Outcome: NotRecorded}, fmt.Errorf("%w: %w", ErrPermanent, err)
@@ -172,7 +173,7 @@ func (t *Tracker) Process(ctx context.Context, d flux.Deployment) (res Result, e
 		log.Warn("commit not found in repository: nothing recorded until a revision it knows", "repository", repo.String(), "base", base.Digest)
 		return Result{Outcome: NotRecorded}, fmt.Errorf("%w: range %s..%s in %s: %w", ErrPermanent, base.Digest, head.Digest, repo, err)
 	case err != nil:
-		t.opts.Recorder.AddError(ctx, telemetry.ReasonGitHub, attrs)
+		t.opts.Recorder.AddError(ctx, src.lookupReason(), attrs)
 		return Result{}, fmt.Errorf("range %s..%s in %s: %w", base.Digest, head.Digest, repo, err)
 	}
 	if rng.Status != commits.Ahead {
@@ -190,7 +191,7 @@ func (t *Tracker) Process(ctx context.Context, d flux.Deployment) (res Result, e
 
 	delivered := make([]latency.DeliveredCommit, 0, len(rng.Commits))
 	for _, c := range rng.Commits {
-		upstream, err := t.upstream(ctx, provider, repo, d, c.SHA, attrs, log)
+		upstream, err := t.upstream(ctx, src, d, c.SHA, attrs, log)
 		if err != nil {
 			return Result{}, err
 		}
@@ -220,7 +221,7 @@ func (t *Tracker) Process(ctx context.Context, d flux.Deployment) (res Result, e
 }
 
 // upstream reads the exporter-info file at sha; a missing file means no upstream stage.
-func (t *Tracker) upstream(ctx context.Context, p commits.Provider, repo commits.Repository, d flux.Deployment, sha string, attrs telemetry.ObjectAttributes, log *slog.Logger) ([]latency.UpstreamCommit, error) {
+func (t *Tracker) upstream(ctx context.Context, src Source, d flux.Deployment, sha string, attrs telemetry.ObjectAttributes, log *slog.Logger) ([]latency.UpstreamCommit, error) {
 	path := t.opts.ExporterInfoPath
 	if d.HasExporterInfoPath {
 		path = d.ExporterInfoPath
@@ -228,7 +229,7 @@ func (t *Tracker) upstream(ctx context.Context, p commits.Provider, repo commits
 	if path == "" {
 		return nil, nil
 	}
-	data, err := p.File(ctx, repo, sha, path, exporterinfo.MaxSize)
+	data, err := src.Provider.File(ctx, src.Repository, sha, path, exporterinfo.MaxSize)
 	switch {
 	case errors.Is(err, commits.ErrNotFound):
 		return nil, nil
@@ -237,7 +238,7 @@ func (t *Tracker) upstream(ctx context.Context, p commits.Provider, repo commits
 		log.Warn("exporter info too large: commit recorded without upstream stage", "commit", sha, "path", path, "error", err)
 		return nil, nil
 	case err != nil:
-		t.opts.Recorder.AddError(ctx, telemetry.ReasonGitHub, attrs)
+		t.opts.Recorder.AddError(ctx, src.lookupReason(), attrs)
 		return nil, fmt.Errorf("read %s at %s: %w", path, sha, err)
 	}
 	info, err := exporterinfo.Decode(data)

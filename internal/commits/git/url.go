@@ -81,6 +81,10 @@ func normalizeSCPLike(raw string) (string, error) {
 	if host == "" || path == "" {
 		return "", fmt.Errorf("%w: scp-like URL needs host:path", errInvalidURL)
 	}
+	if dir, _, _ := strings.Cut(path, "/"); strings.Contains(dir, "@") {
+		// user:password@host:path parses as host "user", path "password@host:path".
+		return "", fmt.Errorf("%w: scp-like URL cannot hold a password", errInvalidURL)
+	}
 	return user + strings.ToLower(host) + ":" + path, nil
 }
 

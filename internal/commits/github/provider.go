@@ -133,18 +133,9 @@ func New(opts Options) (*Provider, error) {
 	if cfg.logger == nil {
 		cfg.logger = slog.New(slog.DiscardHandler)
 	}
-	switch {
-	case cfg.maxRetries == 0:
-		cfg.maxRetries = defaultMaxRetries
-	case cfg.maxRetries < 0:
-		cfg.maxRetries = 0
-	}
-	if cfg.waitMin <= 0 {
-		cfg.waitMin = defaultWaitMin
-	}
-	if cfg.waitMax <= 0 {
-		cfg.waitMax = defaultWaitMax
-	}
+	retry := commits.RetryPolicy{MaxRetries: cfg.maxRetries, WaitMin: cfg.waitMin, WaitMax: cfg.waitMax}.
+		WithDefaults(commits.RetryPolicy{MaxRetries: defaultMaxRetries, WaitMin: defaultWaitMin, WaitMax: defaultWaitMax})
+	cfg.maxRetries, cfg.waitMin, cfg.waitMax = retry.MaxRetries, retry.WaitMin, retry.WaitMax
 	tp := opts.TracerProvider
 	if tp == nil {
 		tp = noop.NewTracerProvider()

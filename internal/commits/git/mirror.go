@@ -1,0 +1,270 @@
+package git
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+	"github.com/go-git/go-billy/v5/osfs"
+	gogit "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/cache"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/transport"
+	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
+	"github.com/go-git/go-git/v5/storage/filesystem"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits"
+)
+
+const (
+	// maxOpenPacks bounds the pack files one mirror keeps open between lookups.
+	maxOpenPacks = 8
+	// objectCacheBytes bounds go-git's cache of decoded objects (delta bases) per storage.
+	objectCacheBytes = 8 * cache.MiByte
+)
+
+// fetchRefSpecs mirror every branch and tag, moving refs even when upstream was force-pushed.
+var fetchRefSpecs = []config.RefSpec{"+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"}
+
+// mirror is the bare repository under the cache directory that shadows one remote.
+//
+// go-git storage is not safe for concurrent use, so lookups share one storage behind mu, and fetches
+// (never more than one at a time per mirror: the singleflight keyed by URL sees to that) write through a
+// second storage of the same directory. A fetch lands a complete pack (index first) before updating refs,
+// so readers never see a partial one; afterwards the reading storage re-reads the pack list.
+type mirror struct {
+	id  uint64
+	url string // normalized: no credentials, safe to log
+	dir string
+
+	mu      sync.Mutex
+	read    *filesystem.Storage
+	write   *filesystem.Storage
+	closed  bool
+	started atomic.Uint64 // fetches started so far
+}
+
+// open creates the mirror directory on first use and opens its storages. Callers hold m.mu.
+func (m *mirror) open() error {
+	if m.closed {
+		return ErrClosed
+	}
+	if m.read != nil {
+		return nil
+	}
+	if err := initBare(m.dir); err != nil {
+		return fmt.Errorf("git: mirror of %s: %w", m.url, err)
+	}
+	m.read, m.write = newStorage(m.dir), newStorage(m.dir)
+	return nil
+}
+
+func newStorage(dir string) *filesystem.Storage {
+	return filesystem.NewStorageWithOptions(osfs.New(dir), cache.NewObjectLRU(objectCacheBytes),
+		filesystem.Options{MaxOpenDescriptors: maxOpenPacks})
+}
+
+// initBare makes dir a bare repository unless it is one. It initializes a temporary directory and
+// renames it into place, so a crash never leaves a half-made mirror; one that fails to open (damaged,
+// or not a repository) is discarded: a mirror holds nothing a fetch cannot bring back.
+func initBare(dir string) error {
+	if _, err := os.Stat(dir); err == nil {
+		if _, err := gogit.PlainOpen(dir); err == nil {
+			return nil
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			return err
+		}
+	}
+	tmp, err := os.MkdirTemp(filepath.Dir(dir), ".init-")
+	if err != nil {
+		return err
+	}
+	if _, err := gogit.PlainInit(tmp, true); err != nil {
+		_ = os.RemoveAll(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		_ = os.RemoveAll(tmp)
+		return err
+	}
+	return nil
+}
+
+func (m *mirror) close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.closed = true
+	if m.read == nil {
+		return nil
+	}
+	err := errors.Join(m.read.Close(), m.write.Close())
+	m.read, m.write = nil, nil
+	return err
+}
+
+// has reports whether every object in hs is in the mirror.
+func (m *mirror) has(hs ...plumbing.Hash) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.open(); err != nil {
+		return false, err
+	}
+	for _, h := range hs {
+		switch err := m.read.HasEncodedObject(h); {
+		case errors.Is(err, plumbing.ErrObjectNotFound):
+			return false, nil
+		case err != nil:
+			return false, fmt.Errorf("git: mirror of %s: %w", m.url, err)
+		}
+	}
+	return true, nil
+}
+
+// commit reads and parses one commit; plumbing.ErrObjectNotFound when absent or not a commit.
+func (m *mirror) commit(h plumbing.Hash) (*node, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.open(); err != nil {
+		return nil, err
+	}
+	c, err := object.GetCommit(m.read, h)
+	if err != nil {
+		return nil, err
+	}
+	return toNode(c), nil
+}
+
+func toNode(c *object.Commit) *node {
+	n := &node{
+		hash:    c.Hash,
+		parents: c.ParentHashes,
+		when:    c.Committer.When.Unix(),
+		commit: commits.Commit{
+			SHA:           c.Hash.String(),
+			Message:       strings.TrimSuffix(c.Message, "\n"), // as GitHub returns it
+			AuthorName:    c.Author.Name,
+			AuthorEmail:   c.Author.Email,
+			AuthorTime:    c.Author.When,
+			CommitterTime: c.Committer.When,
+		},
+	}
+	for _, p := range c.ParentHashes {
+		n.commit.Parents = append(n.commit.Parents, p.String())
+	}
+	return n
+}
+
+// fetch brings every branch and tag from the remote, retrying transient failures with exponential
+// backoff. It runs inside the mirror's flight only.
+func (p *Provider) fetch(ctx context.Context, m *mirror) error {
+	m.mu.Lock()
+	err := m.open()
+	m.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	attempt := 0
+	_, err = backoff.Retry(ctx, func() (struct{}, error) {
+		attempt++
+		err := p.fetchOnce(ctx, m, attempt)
+		if err != nil && !transient(err) {
+			return struct{}{}, backoff.Permanent(err)
+		}
+		return struct{}{}, err
+	},
+		backoff.WithBackOff(&backoff.ExponentialBackOff{
+			InitialInterval:     p.waitMin,
+			RandomizationFactor: 0.2,
+			Multiplier:          2,
+			MaxInterval:         p.waitMax,
+		}),
+		backoff.WithMaxTries(uint(p.maxRetries+1)),
+		backoff.WithMaxElapsedTime(0), // bounded by tries, each by FetchTimeout
+		backoff.WithNotify(func(err error, wait time.Duration) {
+			p.logger.InfoContext(ctx, "git fetch failed, retrying", "url", m.url, "attempt", attempt, "wait", wait, "error", err)
+		}),
+	)
+	var permanent *backoff.PermanentError
+	if errors.As(err, &permanent) {
+		err = permanent.Err
+	}
+	return err
+}
+
+// fetchOnce is one fetch attempt: one span, one OnCall outcome.
+func (p *Provider) fetchOnce(ctx context.Context, m *mirror, attempt int) (err error) {
+	start, parent := time.Now(), ctx
+	ctx, cancel := context.WithTimeout(ctx, p.fetchTimeout)
+	defer cancel()
+	ctx, span := p.tracer.Start(ctx, "git fetch", trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.String("url.full", m.url), attribute.Int("git.fetch.attempt", attempt)))
+	defer func() {
+		outcome := commits.CallSuccess
+		if err != nil {
+			outcome = commits.CallError
+			span.RecordError(err)
+			span.SetStatus(codes.Error, "fetch failed")
+		}
+		span.End()
+		p.onCall(ctx, outcome)
+		p.logger.DebugContext(ctx, "git fetch", "url", m.url, "attempt", attempt, "duration", time.Since(start), "error", err)
+	}()
+
+	remote := gogit.NewRemote(m.write, &config.RemoteConfig{Name: "origin", URLs: []string{m.url}})
+	err = remote.FetchContext(ctx, &gogit.FetchOptions{
+		RemoteName: "origin",
+		RefSpecs:   fetchRefSpecs,
+		Tags:       gogit.NoTags, // the tag refspec takes them all
+		Force:      true,
+	})
+	switch {
+	case err == nil, errors.Is(err, gogit.NoErrAlreadyUpToDate), errors.Is(err, transport.ErrEmptyRemoteRepository):
+	case ctx.Err() != nil && parent.Err() == nil:
+		return fmt.Errorf("git: fetch %s: timed out after %s: %w", m.url, p.fetchTimeout, err)
+	default:
+		return fmt.Errorf("git: fetch %s: %w", m.url, err)
+	}
+	m.mu.Lock()
+	if m.read != nil {
+		m.read.Reindex() // see the packs the fetch added
+	}
+	m.mu.Unlock()
+	return nil
+}
+
+// transient reports whether a failed fetch may succeed if tried again: network errors, timeouts and
+// server errors are; a repository that is missing, needs credentials or refuses them is not.
+func transient(err error) bool {
+	switch {
+	case errors.Is(err, context.Canceled),
+		errors.Is(err, transport.ErrRepositoryNotFound),
+		errors.Is(err, transport.ErrAuthenticationRequired),
+		errors.Is(err, transport.ErrAuthorizationFailed),
+		errors.Is(err, transport.ErrInvalidAuthMethod):
+		return false
+	}
+	// go-git reports other HTTP statuses as an *http.Err inside a *plumbing.UnexpectedError, which
+	// does not unwrap.
+	var unexpected *plumbing.UnexpectedError
+	if errors.As(err, &unexpected) {
+		var status *githttp.Err
+		if errors.As(unexpected.Err, &status) {
+			code := status.StatusCode()
+			return code >= 500 || code == 408 || code == 429
+		}
+	}
+	return true
+}

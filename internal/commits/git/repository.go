@@ -1,0 +1,306 @@
+package git
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"github.com/go-git/go-git/v5/plumbing/object"
+
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits"
+)
+
+// maxCachedFile bounds the size of a file kept in the file cache.
+const maxCachedFile = 256 << 10
+
+// repository is the commits.Provider that ForURL binds to one mirror.
+type repository struct {
+	p *Provider
+	m *mirror
+}
+
+var _ commits.Provider = (*repository)(nil)
+
+// Commit returns one commit by full SHA, fetching only when the mirror lacks it.
+func (r *repository) Commit(ctx context.Context, _ commits.Repository, sha string) (commits.Commit, error) {
+	h, err := parseSHA(sha)
+	if err != nil {
+		return commits.Commit{}, fmt.Errorf("git: commit in %s: %w", r.m.url, err)
+	}
+	fetched, err := r.ensure(ctx, h)
+	if err != nil {
+		return commits.Commit{}, err
+	}
+	n, err := r.commit(h)
+	if err != nil {
+		return commits.Commit{}, err
+	}
+	r.answered(ctx, fetched)
+	return cloneCommit(n.commit), nil
+}
+
+// Range returns the first-parent commits in (base, head], oldest first; see rangeOf for the rules.
+func (r *repository) Range(ctx context.Context, _ commits.Repository, base, head string) (commits.Range, error) {
+	if base == head {
+		return commits.Range{Status: commits.Identical}, nil
+	}
+	hb, err := parseSHA(base)
+	if err != nil {
+		return commits.Range{}, fmt.Errorf("git: range base in %s: %w", r.m.url, err)
+	}
+	hh, err := parseSHA(head)
+	if err != nil {
+		return commits.Range{}, fmt.Errorf("git: range head in %s: %w", r.m.url, err)
+	}
+	fetched, err := r.ensure(ctx, hb, hh)
+	if err != nil {
+		return commits.Range{}, err
+	}
+	for _, h := range []plumbing.Hash{hb, hh} {
+		if _, err := r.commit(h); err != nil {
+			return commits.Range{}, err
+		}
+	}
+	rng, err := rangeOf(ctx, r.load, hb, hh)
+	if err != nil {
+		// base and head are there, so a missing object is a damaged mirror, not a missing revision.
+		return commits.Range{}, fmt.Errorf("git: range %s..%s in %s: %w", hb, hh, r.m.url, err)
+	}
+	r.answered(ctx, fetched)
+	return rng, nil
+}
+
+// fileEntry is a cached File answer.
+type fileEntry struct {
+	data    []byte
+	missing bool
+}
+
+// File returns the content of path at commit sha: commits.ErrNotFound when absent, commits.ErrTooLarge
+// (checked from the object header, before reading) when over maxBytes.
+func (r *repository) File(ctx context.Context, _ commits.Repository, sha, path string, maxBytes int64) ([]byte, error) {
+	h, err := parseSHA(sha)
+	if err != nil {
+		return nil, fmt.Errorf("git: %s in %s: %w", path, r.m.url, err)
+	}
+	name, err := cleanPath(path)
+	if err != nil {
+		return nil, err
+	}
+	fetched, err := r.ensure(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	key := fileKey{objectKey{r.m.id, h}, name}
+	e, ok := r.p.files.Get(key)
+	if !ok {
+		if e, err = r.m.file(h, name, maxBytes); err != nil {
+			return nil, r.fileError(h, name, maxBytes, err)
+		}
+		if len(e.data) <= maxCachedFile {
+			r.p.files.Add(key, e)
+		}
+	}
+	r.answered(ctx, fetched)
+	switch {
+	case e.missing:
+		return nil, fmt.Errorf("git: %s at %s in %s: %w", name, h, r.m.url, commits.ErrNotFound)
+	case int64(len(e.data)) > maxBytes:
+		return nil, r.fileError(h, name, maxBytes, &tooLargeError{size: int64(len(e.data))})
+	}
+	return bytes.Clone(e.data), nil
+}
+
+type tooLargeError struct{ size int64 }
+
+func (e *tooLargeError) Error() string { return fmt.Sprintf("%d bytes", e.size) }
+
+func (r *repository) fileError(h plumbing.Hash, name string, maxBytes int64, err error) error {
+	if tl := (*tooLargeError)(nil); errors.As(err, &tl) {
+		return fmt.Errorf("git: %s at %s in %s is %d bytes, over the %d byte limit: %w", name, h, r.m.url, tl.size, maxBytes, commits.ErrTooLarge)
+	}
+	if errors.Is(err, plumbing.ErrObjectNotFound) {
+		return fmt.Errorf("git: %s in %s is not a commit: %w", h, r.m.url, commits.ErrNotFound)
+	}
+	return fmt.Errorf("git: %s at %s in %s: %w", name, h, r.m.url, err)
+}
+
+// file reads path from the tree of commit h, checking the blob's size before reading it.
+func (m *mirror) file(h plumbing.Hash, name string, maxBytes int64) (fileEntry, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.open(); err != nil {
+		return fileEntry{}, err
+	}
+	c, err := object.GetCommit(m.read, h)
+	if err != nil {
+		return fileEntry{}, err
+	}
+	tree, err := c.Tree()
+	if err != nil {
+		return fileEntry{}, err
+	}
+	entry, err := tree.FindEntry(name)
+	switch {
+	case errors.Is(err, object.ErrEntryNotFound), errors.Is(err, object.ErrDirectoryNotFound),
+		errors.Is(err, plumbing.ErrObjectNotFound): // a file where the path wants a directory
+		return fileEntry{missing: true}, nil
+	case err != nil:
+		return fileEntry{}, err
+	}
+	if entry.Mode != filemode.Regular && entry.Mode != filemode.Executable && entry.Mode != filemode.Deprecated {
+		return fileEntry{}, fmt.Errorf("not a regular file (mode %s)", entry.Mode)
+	}
+	size, err := m.read.EncodedObjectSize(entry.Hash)
+	if err != nil {
+		return fileEntry{}, err
+	}
+	if size > maxBytes {
+		return fileEntry{}, &tooLargeError{size: size}
+	}
+	blob, err := object.GetBlob(m.read, entry.Hash)
+	if err != nil {
+		return fileEntry{}, err
+	}
+	rd, err := blob.Reader()
+	if err != nil {
+		return fileEntry{}, err
+	}
+	defer func() { _ = rd.Close() }()
+	data, err := io.ReadAll(io.LimitReader(rd, maxBytes+1))
+	if err != nil {
+		return fileEntry{}, err
+	}
+	if int64(len(data)) > maxBytes {
+		return fileEntry{}, &tooLargeError{size: max(size, int64(len(data)))}
+	}
+	return fileEntry{data: data}, nil
+}
+
+// answered counts a lookup this caller answered without fetching (itself) as a cache hit; fetches
+// count themselves, once per attempt.
+func (r *repository) answered(ctx context.Context, fetched bool) {
+	if !fetched {
+		r.p.onCall(ctx, commits.CallCacheHit)
+	}
+}
+
+// commit loads h as a commit for a caller that asked for it: absent or not a commit is ErrNotFound.
+func (r *repository) commit(h plumbing.Hash) (*node, error) {
+	n, err := r.load(h)
+	if errors.Is(err, plumbing.ErrObjectNotFound) {
+		return nil, fmt.Errorf("git: %s in %s is not a commit: %w", h, r.m.url, commits.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("git: commit %s in %s: %w", h, r.m.url, err)
+	}
+	return n, nil
+}
+
+// load returns a parsed commit from the cache or the mirror; it never fetches.
+func (r *repository) load(h plumbing.Hash) (*node, error) {
+	key := objectKey{r.m.id, h}
+	if n, ok := r.p.nodes.Get(key); ok {
+		return n, nil
+	}
+	n, err := r.m.commit(h)
+	if err != nil {
+		return nil, err
+	}
+	r.p.nodes.Add(key, n)
+	return n, nil
+}
+
+// missing returns the objects of hs the mirror lacks.
+func (r *repository) missing(hs []plumbing.Hash) ([]plumbing.Hash, error) {
+	var out []plumbing.Hash
+	for _, h := range hs {
+		if r.p.nodes.Contains(objectKey{r.m.id, h}) {
+			continue
+		}
+		ok, err := r.m.has(h)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			out = append(out, h)
+		}
+	}
+	return out, nil
+}
+
+// maxFetchRounds bounds how often one lookup joins or starts a fetch before giving up.
+const maxFetchRounds = 4
+
+// ensure makes sure the mirror holds hs, fetching when it does not. A fetch that started after this
+// call began and still did not bring an object makes it commits.ErrNotFound; joining a fetch that was
+// already running when this call began proves nothing, so then it fetches again. fetched reports
+// whether this caller ran a fetch itself.
+func (r *repository) ensure(ctx context.Context, hs ...plumbing.Hash) (fetched bool, err error) {
+	seen := r.m.started.Load()
+	var last uint64
+	for range maxFetchRounds {
+		missing, err := r.missing(hs)
+		if err != nil {
+			return fetched, err
+		}
+		if len(missing) == 0 {
+			return fetched, nil
+		}
+		if last > seen {
+			return fetched, fmt.Errorf("git: commit %s not in %s after a fetch: %w", missing[0], r.m.url, commits.ErrNotFound)
+		}
+		var ran bool
+		if last, ran, err = r.p.sharedFetch(ctx, r.m, missing); err != nil {
+			return fetched, err
+		}
+		fetched = fetched || ran
+	}
+	return fetched, fmt.Errorf("git: objects still missing from %s after %d rounds of fetches", r.m.url, maxFetchRounds)
+}
+
+// flightResult is what a mirror's fetch flight tells everyone who waited on it.
+type flightResult struct {
+	seq uint64 // number of the fetch that ran, or of the last one started when none was needed
+	ran bool
+}
+
+// sharedFetch runs one fetch of m for all concurrent callers: the first caller's flight fetches, the
+// others wait for it. The fetch runs detached from the caller's cancellation (others may be waiting on
+// it), bounded by FetchTimeout per attempt and by Close; a caller whose ctx ends stops waiting.
+// The flight skips the fetch when wants arrived meanwhile. ran is true only for the caller whose flight
+// fetched.
+func (p *Provider) sharedFetch(ctx context.Context, m *mirror, wants []plumbing.Hash) (seq uint64, ran bool, err error) {
+	leader := false
+	ch := p.flight.DoChan(m.url, func() (any, error) {
+		leader = true
+		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			return flightResult{}, ErrClosed
+		}
+		p.inFlight.Add(1)
+		p.mu.Unlock()
+		defer p.inFlight.Done()
+
+		if ok, err := m.has(wants...); err != nil || ok {
+			return flightResult{seq: m.started.Load()}, err
+		}
+		seq := m.started.Add(1)
+		fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		defer cancel()
+		defer context.AfterFunc(p.ctx, cancel)()
+		return flightResult{seq: seq, ran: true}, p.fetch(fctx, m)
+	})
+	select {
+	case <-ctx.Done():
+		return 0, false, ctx.Err()
+	case res := <-ch:
+		fr, _ := res.Val.(flightResult)
+		return fr.seq, leader && fr.ran, res.Err
+	}
+}
