@@ -9,7 +9,7 @@ GOLANGCI_LINT := $(TOOLS_DIR)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 FUZZTIME ?= 30s
 PKGS := ./...
 
-.PHONY: all build test test-assets lint fuzz verify fmt fmt-check vet bench clean
+.PHONY: all build test test-assets demo e2e lint fuzz verify fmt fmt-check vet bench clean
 
 all: build
 
@@ -25,6 +25,14 @@ TEST_ENV = KUBEBUILDER_ASSETS="$$(./hack/test-assets.sh)" FLUX_CRDS_DIR="$(TOOLS
 
 test: test-assets fmt-check vet ## Run every test with the race detector: real kube-apiserver + etcd, real Flux controllers.
 	$(TEST_ENV) $(GO) test -race -count=1 -timeout 30m $(PKGS)
+
+DEMO_COMMITS ?= 0
+
+demo: test-assets ## Run the tracker against a local Flux with a live latency table; DEMO_COMMITS=N stops after N commits.
+	$(TEST_ENV) DEMO_COMMITS=$(DEMO_COMMITS) $(GO) run ./hack/demo
+
+e2e: test-assets ## Run the end-to-end suite against the real Flux controllers (also part of make test).
+	$(TEST_ENV) $(GO) test -race -count=1 -timeout 20m ./test/e2e/
 
 bench: test-assets ## Run the benchmarks recorded in docs/performance.md.
 	$(TEST_ENV) $(GO) test -run '^$$' -bench . -benchmem $(PKGS)

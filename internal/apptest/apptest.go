@@ -33,6 +33,7 @@ type CommitLog struct {
 	Applied          time.Time `json:"applied"`
 	AppliedFromFlux  bool      `json:"applied_from_flux"`
 	ReconcileSeconds float64   `json:"reconcile_seconds"`
+	E2ESeconds       float64   `json:"e2e_seconds"`
 	UpstreamCommits  int       `json:"upstream_commits"`
 }
 

@@ -211,11 +211,11 @@ func (t *Tracker) Process(ctx context.Context, d flux.Deployment) (res Result, e
 	t.emit(ctx, samples, attrs)
 	t.opts.Recorder.AddCommitsRecorded(ctx, len(delivered), attrs)
 	for i, c := range delivered {
-		reconcile := samples[reconcileIndex(samples, c.SHA)]
+		reconcile, e2e := stageSeconds(samples, c.SHA)
 		log.Info("commit applied", "commit", c.SHA, "committed", c.Committed, "applied", applied,
 			"applied_from_flux", fromFlux, "observed", observed, "reconcile_seconds", reconcile.Duration.Seconds(),
-			"clock_skew", reconcile.Skewed, "upstream_commits", len(c.Upstream), "repository", repo.String(),
-			"position", i+1, "of", len(delivered))
+			"e2e_seconds", e2e.Seconds(), "clock_skew", reconcile.Skewed, "upstream_commits", len(c.Upstream),
+			"repository", repo.String(), "position", i+1, "of", len(delivered))
 	}
 	return Result{Outcome: Recorded, Commits: delivered, Samples: samples, Applied: applied, AppliedFromFlux: fromFlux}, nil
 }
@@ -254,14 +254,18 @@ func (t *Tracker) upstream(ctx context.Context, src Source, d flux.Deployment, s
 	return out, nil
 }
 
-// reconcileIndex finds the reconcile sample of commit sha; Compute emits one per delivered commit.
-func reconcileIndex(samples []latency.Sample, sha string) int {
-	for i, s := range samples {
-		if s.Stage == latency.StageReconcile && s.Commit == sha {
-			return i
+// stageSeconds returns commit sha's reconcile sample and its longest e2e duration (its oldest upstream commit).
+func stageSeconds(samples []latency.Sample, sha string) (reconcile latency.Sample, e2e time.Duration) {
+	for _, s := range samples {
+		switch {
+		case s.Commit != sha:
+		case s.Stage == latency.StageReconcile:
+			reconcile = s
+		case s.Stage == latency.StageE2E:
+			e2e = max(e2e, s.Duration)
 		}
 	}
-	return -1
+	return reconcile, e2e
 }
 
 func (t *Tracker) emit(ctx context.Context, samples []latency.Sample, attrs telemetry.ObjectAttributes) {

@@ -1,0 +1,35 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/demo"
+)
+
+// TestDemo runs the demo as `make demo DEMO_COMMITS=4` does, faster: it must print a row per commit, each
+// recorded on every object.
+func TestDemo(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var out, progress bytes.Buffer
+	err := demo.Run(ctx, demo.Options{Commits: 4, Interval: 2 * time.Second, Every: 3 * time.Second, Out: &out, Progress: &progress})
+	if err != nil {
+		t.Fatalf("demo: %v\n%s", err, progress.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 5 || !strings.HasPrefix(lines[0], "COMMIT") {
+		t.Fatalf("table = %q, want a header and 4 rows", out.String())
+	}
+	for _, l := range lines[1:] {
+		if !strings.Contains(l, "3/3") {
+			t.Errorf("row %q: not recorded on every object", l)
+		}
+	}
+	if !strings.Contains(progress.String(), "/metrics") || !strings.Contains(progress.String(), "4 commits recorded on every object; done") {
+		t.Errorf("progress lacks the metrics address or the end:\n%s", progress.String())
+	}
+}
