@@ -237,7 +237,9 @@ func print(w io.Writer, sha string, r *row) {
 		seconds(slowest.ReconcileSeconds), seconds(slowest.E2ESeconds))
 }
 
-func seconds(s float64) string { return (time.Duration(s * float64(time.Second))).Round(100 * time.Millisecond).String() }
+func seconds(s float64) string {
+	return (time.Duration(s * float64(time.Second))).Round(100 * time.Millisecond).String()
+}
 
 func short(sha string) string { return sha[:min(7, len(sha))] }
 
@@ -261,4 +263,3 @@ func tail(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
-
