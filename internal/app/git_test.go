@@ -41,8 +41,9 @@ func TestPlainGitRepository(t *testing.T) {
 	if got := tr.Metric(reconcileCount, `flux_name="app"`, repoLabel); got != 3 {
 		t.Errorf("reconcile count for the git repository = %v, want 3", got)
 	}
-	if got := tr.Metric("flux_commit_tracker_git_calls_total", `outcome="success"`); got != 1 {
-		t.Errorf("git fetches = %v, want 1", got)
+	// One fetch mirrors the repository at the baseline (its exporter-info.json), one brings the new revision.
+	if got := tr.Metric("flux_commit_tracker_git_calls_total", `outcome="success"`); got != 2 {
+		t.Errorf("git fetches = %v, want 2", got)
 	}
 	if got := tr.Metric("flux_commit_tracker_github_calls_total"); got != 0 {
 		t.Errorf("GitHub calls = %v, want 0 for a plain git repository", got)

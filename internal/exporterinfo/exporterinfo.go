@@ -184,3 +184,14 @@ func quote(s string) string {
 	}
 	return fmt.Sprintf("%q…(%d bytes)", s[:max], len(s))
 }
+
+// ID identifies the export: its upstream head commit, else its newest listed upstream commit; empty for none.
+func (i Info) ID() string {
+	if i.Commit != "" {
+		return i.Commit
+	}
+	if n := len(i.Commits); n > 0 {
+		return i.Commits[n-1].Hash
+	}
+	return ""
+}

@@ -9,10 +9,13 @@ import (
 
 // Entry is the checkpoint for one Flux object.
 type Entry struct {
-	Kind      string    `json:"kind"`
-	Namespace string    `json:"namespace"`
-	Name      string    `json:"name"`
-	Revision  string    `json:"revision"`
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	Revision  string `json:"revision"`
+	// Export identifies the last exporter-info.json seen at Revision, so a file left unchanged by later commits
+	// does not record its upstream commits again.
+	Export    string    `json:"export,omitempty"`
 	UpdatedAt time.Time `json:"updatedAt"`
 }
 

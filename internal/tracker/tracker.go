@@ -145,10 +145,10 @@ func (t *Tracker) Process(ctx context.Context, d flux.Deployment) (res Result, e
 	base, baseErr := revision.Parse(entry.Revision)
 	if !known || baseErr != nil {
 		log.Info("first sight of object: revision kept as baseline, nothing recorded")
-		return Result{Outcome: Baseline}, t.checkpoint(ctx, d, observed)
+		return Result{Outcome: Baseline}, t.checkpoint(ctx, d, observed, t.baselineExport(ctx, d, head.Digest, log))
 	}
 	if base.Equal(head) {
-		return Result{Outcome: Unchanged}, t.checkpoint(ctx, d, observed)
+		return Result{Outcome: Unchanged}, t.checkpoint(ctx, d, observed, entry.Export)
 	}
 
 	src, err := t.opts.Providers(d)
@@ -168,7 +168,7 @@ func (t *Tracker) Process(ctx context.Context, d flux.Deployment) (res Result, e
 			// The recorded commit is gone (force-push, then garbage collection): the new revision is a fresh baseline.
 			log.Warn("recorded commit no longer in the repository: new revision kept as baseline, nothing recorded",
 				"repository", repo.String(), "previous_revision", entry.Revision)
-			return Result{Outcome: NotRecorded}, t.checkpoint(ctx, d, observed)
+			return Result{Outcome: NotRecorded}, t.checkpoint(ctx, d, observed, t.baselineExport(ctx, d, head.Digest, log))
 		}
 		log.Warn("commit not found in repository: nothing recorded until a revision it knows", "repository", repo.String(), "base", base.Digest)
 		return Result{Outcome: NotRecorded}, fmt.Errorf("%w: range %s..%s in %s: %w", ErrPermanent, base.Digest, head.Digest, repo, err)
@@ -182,7 +182,7 @@ func (t *Tracker) Process(ctx context.Context, d flux.Deployment) (res Result, e
 			log.Warn("revision is not ahead of the recorded one (rollback or force-push): nothing recorded",
 				"status", string(rng.Status), "previous_revision", entry.Revision)
 		}
-		return Result{Outcome: NotRecorded}, t.checkpoint(ctx, d, observed)
+		return Result{Outcome: NotRecorded}, t.checkpoint(ctx, d, observed, t.baselineExport(ctx, d, head.Digest, log))
 	}
 	if rng.Truncated > 0 {
 		t.opts.Recorder.AddTruncated(ctx, rng.Truncated, attrs)
@@ -190,10 +190,17 @@ func (t *Tracker) Process(ctx context.Context, d flux.Deployment) (res Result, e
 	}
 
 	delivered := make([]latency.DeliveredCommit, 0, len(rng.Commits))
+	export := entry.Export
 	for _, c := range rng.Commits {
-		upstream, err := t.upstream(ctx, src, d, c.SHA, attrs, log)
+		upstream, id, err := t.upstream(ctx, src, d, c.SHA, attrs, log)
 		if err != nil {
 			return Result{}, err
+		}
+		if id != "" && id == export {
+			upstream = nil // the file is the one an earlier commit exported: not this commit's upstream
+		}
+		if id != "" {
+			export = id
 		}
 		delivered = append(delivered, latency.DeliveredCommit{SHA: c.SHA, Committed: c.Time(t.opts.CommitTime), Upstream: upstream})
 	}
@@ -205,7 +212,7 @@ func (t *Tracker) Process(ctx context.Context, d flux.Deployment) (res Result, e
 	samples := latency.Compute(applied, delivered)
 
 	// The ledger is written before anything is emitted: a failed write leaves nothing recorded to repeat.
-	if err := t.checkpoint(ctx, d, observed); err != nil {
+	if err := t.checkpoint(ctx, d, observed, export); err != nil {
 		return Result{}, err
 	}
 	t.emit(ctx, samples, attrs)
@@ -220,38 +227,61 @@ func (t *Tracker) Process(ctx context.Context, d flux.Deployment) (res Result, e
 	return Result{Outcome: Recorded, Commits: delivered, Samples: samples, Applied: applied, AppliedFromFlux: fromFlux}, nil
 }
 
-// upstream reads the exporter-info file at sha; a missing file means no upstream stage.
-func (t *Tracker) upstream(ctx context.Context, src Source, d flux.Deployment, sha string, attrs telemetry.ObjectAttributes, log *slog.Logger) ([]latency.UpstreamCommit, error) {
-	path := t.opts.ExporterInfoPath
+// exporterInfoPath is where d's exporter-info.json is, empty when disabled.
+func (t *Tracker) exporterInfoPath(d flux.Deployment) string {
 	if d.HasExporterInfoPath {
-		path = d.ExporterInfoPath
+		return d.ExporterInfoPath
 	}
+	return t.opts.ExporterInfoPath
+}
+
+// upstream reads the exporter-info file at sha and returns its upstream commits and the export's identity
+// (empty when there is none); a missing file means no upstream stage.
+func (t *Tracker) upstream(ctx context.Context, src Source, d flux.Deployment, sha string, attrs telemetry.ObjectAttributes, log *slog.Logger) ([]latency.UpstreamCommit, string, error) {
+	path := t.exporterInfoPath(d)
 	if path == "" {
-		return nil, nil
+		return nil, "", nil
 	}
 	data, err := src.Provider.File(ctx, src.Repository, sha, path, exporterinfo.MaxSize)
 	switch {
 	case errors.Is(err, commits.ErrNotFound):
-		return nil, nil
+		return nil, "", nil
 	case errors.Is(err, commits.ErrTooLarge):
 		t.opts.Recorder.AddError(ctx, telemetry.ReasonExporterInfo, attrs)
 		log.Warn("exporter info too large: commit recorded without upstream stage", "commit", sha, "path", path, "error", err)
-		return nil, nil
+		return nil, "", nil
 	case err != nil:
 		t.opts.Recorder.AddError(ctx, src.lookupReason(), attrs)
-		return nil, fmt.Errorf("read %s at %s: %w", path, sha, err)
+		return nil, "", fmt.Errorf("read %s at %s: %w", path, sha, err)
 	}
 	info, err := exporterinfo.Decode(data)
 	if err != nil {
 		t.opts.Recorder.AddError(ctx, telemetry.ReasonExporterInfo, attrs)
 		log.Warn("bad exporter info: commit recorded without upstream stage", "commit", sha, "path", path, "error", err)
-		return nil, nil
+		return nil, "", nil
 	}
 	out := make([]latency.UpstreamCommit, 0, len(info.Commits))
 	for _, u := range info.Commits {
 		out = append(out, latency.UpstreamCommit{SHA: u.Hash, Time: u.Time})
 	}
-	return out, nil
+	return out, info.ID(), nil
+}
+
+// baselineExport identifies the exporter-info.json at a new baseline, so commits after it that leave the file
+// alone do not record its upstream commits; a failed lookup only loses that protection once.
+func (t *Tracker) baselineExport(ctx context.Context, d flux.Deployment, sha string, log *slog.Logger) string {
+	if t.exporterInfoPath(d) == "" {
+		return ""
+	}
+	src, err := t.opts.Providers(d)
+	if err != nil {
+		return ""
+	}
+	_, id, err := t.upstream(ctx, src, d, sha, telemetry.ObjectAttributes{}, log)
+	if err != nil {
+		log.Debug("exporter info at baseline not read", "error", err)
+	}
+	return id
 }
 
 // stageSeconds returns commit sha's reconcile sample and its longest e2e duration (its oldest upstream commit).
@@ -309,8 +339,8 @@ func (t *Tracker) Prune(ctx context.Context, exists func(ledger.Entry) (bool, er
 	return nil
 }
 
-func (t *Tracker) checkpoint(ctx context.Context, d flux.Deployment, at time.Time) error {
-	e := ledger.Entry{Kind: d.Kind, Namespace: d.Namespace, Name: d.Name, Revision: d.Revision, UpdatedAt: at.UTC().Truncate(time.Second)}
+func (t *Tracker) checkpoint(ctx context.Context, d flux.Deployment, at time.Time, export string) error {
+	e := ledger.Entry{Kind: d.Kind, Namespace: d.Namespace, Name: d.Name, Revision: d.Revision, Export: export, UpdatedAt: at.UTC().Truncate(time.Second)}
 	if err := t.opts.Ledger.Put(ctx, d.UID, e); err != nil {
 		t.opts.Recorder.AddError(ctx, telemetry.ReasonLedger, telemetry.ObjectAttributes{
 			Cluster: t.opts.ClusterName, Namespace: d.Namespace, Kind: d.Kind, Name: d.Name, Repository: d.RepositoryURL})

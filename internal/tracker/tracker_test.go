@@ -667,7 +667,12 @@ func exporterInfo(upstream ...any) string {
 		entries = append(entries, fmt.Sprintf(`{"hash":%q,"message":"up","author":"dev","email":"dev@example.com","time":%q}`,
 			upstream[i].(string), at(upstream[i+1].(int)).Format(time.RFC3339)))
 	}
-	return `{"commit":"x","commits_since_last_export":[` + strings.Join(entries, ",") + `],"export_build_link":"https://ci/1"}`
+	// The exported upstream head is the newest commit listed, as an exporter writes it.
+	head := ""
+	if len(upstream) > 0 {
+		head = upstream[len(upstream)-2].(string)
+	}
+	return fmt.Sprintf(`{"commit":%q,"commits_since_last_export":[`, head) + strings.Join(entries, ",") + `],"export_build_link":"https://ci/1"}`
 }
 
 func TestExporterInfo(t *testing.T) {
@@ -706,7 +711,7 @@ func TestExporterInfo(t *testing.T) {
 				},
 				metrics: map[string]float64{
 					kRecorded: 1, kReconcileCount: 1, kReconcileSum: 100,
-					kExportCount: 2, kExportSum: 150, kE2ECount: 2, kE2ESum: 350, kGitHubOK: 2,
+					kExportCount: 2, kExportSum: 150, kE2ECount: 2, kE2ESum: 350, kGitHubOK: 3,
 				},
 				requests: noUpstream.requests,
 			},
@@ -750,7 +755,7 @@ func TestExporterInfo(t *testing.T) {
 				},
 				metrics: map[string]float64{
 					kRecorded: 1, kReconcileCount: 1, kReconcileSum: 100,
-					kExportCount: 1, kExportSum: 90, kE2ECount: 1, kE2ESum: 190, kGitHubOK: 2,
+					kExportCount: 1, kExportSum: 90, kE2ECount: 1, kE2ESum: 190, kGitHubOK: 3,
 				},
 				requests: func(c0, c1 string) []string {
 					return []string{comparePath(c0, c1), contentsPath("deploy/info.json")}
@@ -781,8 +786,8 @@ func TestExporterInfo(t *testing.T) {
 			f.wantRequests(tt.want.requests(c0, c1)...)
 			f.wantLedger(map[string]string{"uid-app": rev(c1)})
 			metrics := tt.want.metrics
-			if metrics == nil {
-				calls := float64(len(tt.want.requests(c0, c1)))
+			if metrics == nil { // the baseline also read exporter-info once
+				calls := float64(len(tt.want.requests(c0, c1))) + 1 // and the baseline's exporter-info read
 				metrics = map[string]float64{kRecorded: 1, kReconcileCount: 1, kReconcileSum: 100, kE2ECount: 1, kE2ESum: 100, kGitHubOK: calls}
 			}
 			if tt.errors > 0 {
@@ -820,7 +825,7 @@ func TestUpstreamListedTwice(t *testing.T) {
 	f.wantRequests(comparePath(c0, c2), contentsPath(infoPath), contentsPath(infoPath))
 	f.wantMetrics(map[string]float64{
 		kRecorded: 2, kReconcileCount: 2, kReconcileSum: 300,
-		kExportCount: 3, kExportSum: 220, kE2ECount: 3, kE2ESum: 720, kGitHubOK: 3,
+		kExportCount: 3, kExportSum: 220, kE2ECount: 3, kE2ESum: 720, kGitHubOK: 4, // with the baseline's exporter-info read
 	})
 }
 
@@ -1021,4 +1026,31 @@ func TestSpans(t *testing.T) {
 	if applies[2].SpanContext.TraceID() == applies[3].SpanContext.TraceID() {
 		t.Error("two applies share a trace")
 	}
+}
+
+func TestExporterInfoLeftInPlaceIsNotRecordedAgain(t *testing.T) {
+	const u1, u2 = "1111111111111111111111111111111111111111", "2222222222222222222222222222222222222222"
+	f := newFixture(t, withExporterInfo())
+	// The file at the baseline was exported before the tracker looked: later commits that keep it are not exports.
+	c0 := f.commit(0, map[string]string{infoPath: exporterInfo(u1, 10)})
+	f.baseline("app", c0)
+	c1 := f.commit(100, map[string]string{"app.yaml": "hand edit"})
+	res := f.mustProcess(dep("app", rev(c1), at(160)), tracker.Recorded)
+	wantSamples(t, res.Samples, plain(c1, at(100), at(160))...)
+
+	// A new export records its upstream commit once; the hand edit after it, which keeps the file, records none.
+	c2 := f.commit(200, map[string]string{infoPath: exporterInfo(u2, 150)})
+	c3 := f.commit(300, map[string]string{"app.yaml": "another hand edit"})
+	res = f.mustProcess(dep("app", rev(c3), at(400)), tracker.Recorded)
+	wantSamples(t, res.Samples,
+		smp(latency.StageReconcile, c2, "", at(200), at(400), 200*time.Second),
+		smp(latency.StageExport, c2, u2, at(150), at(200), 50*time.Second),
+		smp(latency.StageE2E, c2, u2, at(150), at(400), 250*time.Second),
+		smp(latency.StageReconcile, c3, "", at(300), at(400), 100*time.Second),
+		smp(latency.StageE2E, c3, "", at(300), at(400), 100*time.Second),
+	)
+	// And across applies: the next hand edit still sees u2's export as old.
+	c4 := f.commit(500, map[string]string{"app.yaml": "third hand edit"})
+	res = f.mustProcess(dep("app", rev(c4), at(530)), tracker.Recorded)
+	wantSamples(t, res.Samples, plain(c4, at(500), at(530))...)
 }
