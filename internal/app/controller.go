@@ -117,6 +117,10 @@ func runController(ctx context.Context, opts Options, deps Deps) (err error) {
 		return err
 	}
 
+	if _, err := metrics.ObserveRollouts(trk.Rollouts, time.Now); err != nil {
+		return err
+	}
+
 	// The ledger loads once this replica leads, before any reconcile; readiness waits for it.
 	loaded := make(chan struct{})
 	var ledgerLoaded atomic.Bool

@@ -147,6 +147,7 @@ func (appliedChanged) Update(e event.UpdateEvent) bool {
 	}
 	return o.Status.LastAppliedRevision != n.Status.LastAppliedRevision ||
 		o.Status.LastAppliedOriginRevision != n.Status.LastAppliedOriginRevision ||
+		o.Status.LastAttemptedRevision != n.Status.LastAttemptedRevision ||
 		!readyEqual(o, n) ||
 		!mapsEqual(o.Annotations, n.Annotations) ||
 		o.Spec.SourceRef != n.Spec.SourceRef
@@ -161,7 +162,8 @@ func readyEqual(a, b *kustomizev1.Kustomization) bool {
 	return ra.Status == rb.Status && ra.Message == rb.Message && ra.LastTransitionTime.Equal(&rb.LastTransitionTime)
 }
 
-// sourceChanged passes GitRepository events that change the repository the tracker reads.
+// sourceChanged passes GitRepository events that change the repository the tracker reads or the revision it
+// fetched (what its objects will apply next).
 type sourceChanged struct{ predicate.Funcs }
 
 func (sourceChanged) Create(event.CreateEvent) bool   { return true }
@@ -173,7 +175,14 @@ func (sourceChanged) Update(e event.UpdateEvent) bool {
 	if !okOld || !okNew {
 		return false
 	}
-	return o.Spec.URL != n.Spec.URL || !mapsEqual(o.Annotations, n.Annotations)
+	return o.Spec.URL != n.Spec.URL || !mapsEqual(o.Annotations, n.Annotations) || artifactRevision(o) != artifactRevision(n)
+}
+
+func artifactRevision(s *sourcev1.GitRepository) string {
+	if s.Status.Artifact == nil {
+		return ""
+	}
+	return s.Status.Artifact.Revision
 }
 
 func mapsEqual(a, b map[string]string) bool {

@@ -29,6 +29,7 @@ func TestAppliedChanged(t *testing.T) {
 		{"nothing changed", func(*kustomizev1.Kustomization) {}, false},
 		{"only the reconcile request handled", func(k *kustomizev1.Kustomization) { k.Status.LastHandledReconcileAt = "now" }, false},
 		{"new applied revision", func(k *kustomizev1.Kustomization) { k.Status.LastAppliedRevision = "main@sha1:b" }, true},
+		{"new attempted revision", func(k *kustomizev1.Kustomization) { k.Status.LastAttemptedRevision = "main@sha1:c" }, true},
 		{"new origin revision", func(k *kustomizev1.Kustomization) { k.Status.LastAppliedOriginRevision = "main@sha1:b" }, true},
 		{"ready message", func(k *kustomizev1.Kustomization) { k.Status.Conditions[0].Message = "Applied revision: main@sha1:b" }, true},
 		{"ready transition time", func(k *kustomizev1.Kustomization) {
@@ -51,8 +52,11 @@ func TestAppliedChanged(t *testing.T) {
 
 func TestSourceChanged(t *testing.T) {
 	old := &sourcev1.GitRepository{Spec: sourcev1.GitRepositorySpec{URL: "https://github.com/o/r"}}
+	old.Status.Artifact = &meta.Artifact{Revision: "main@sha1:a"}
 	status := old.DeepCopy()
-	status.Status.Artifact = &meta.Artifact{Revision: "main@sha1:b"}
+	status.Status.ObservedGeneration = 7
+	fetched := old.DeepCopy()
+	fetched.Status.Artifact = &meta.Artifact{Revision: "main@sha1:b"}
 	url := old.DeepCopy()
 	url.Spec.URL = "https://github.com/o/other"
 	ann := old.DeepCopy()
@@ -60,7 +64,7 @@ func TestSourceChanged(t *testing.T) {
 	for name, tc := range map[string]struct {
 		n    *sourcev1.GitRepository
 		want bool
-	}{"status only": {status, false}, "url": {url, true}, "annotation": {ann, true}} {
+	}{"status only": {status, false}, "url": {url, true}, "annotation": {ann, true}, "new artifact": {fetched, true}} {
 		if got := (sourceChanged{}).Update(event.UpdateEvent{ObjectOld: old, ObjectNew: tc.n}); got != tc.want {
 			t.Errorf("%s: Update() = %v, want %v", name, got, tc.want)
 		}

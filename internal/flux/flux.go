@@ -11,6 +11,8 @@ import (
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/revision"
 )
 
 const (
@@ -53,6 +55,17 @@ type Deployment struct {
 	Revision string
 	// Applied is the Ready=True transition time for Revision; zero when Flux has not reported it.
 	Applied time.Time
+	// SourceRevision is the revision of the source's current artifact (what the object will apply next), and
+	// SourceFetched when the source fetched it.
+	SourceRevision string
+	SourceFetched  time.Time
+	// Fetched is when the source fetched Revision (its artifact's lastUpdateTime); zero when the source's
+	// artifact is not Revision.
+	Fetched time.Time
+	// AttemptedRevision is the revision of the last apply attempt; FailingSince is when the object turned
+	// Ready=False on an attempted revision it has not applied, zero when it is not failing.
+	AttemptedRevision string
+	FailingSince      time.Time
 }
 
 // FromKustomization builds the Deployment for k; src is its GitRepository, or nil when it has another
@@ -75,6 +88,12 @@ func FromKustomization(k *kustomizev1.Kustomization, src *sourcev1.GitRepository
 		d.Revision = k.Status.LastAppliedOriginRevision
 	}
 	if src != nil {
+		if a := src.Status.Artifact; a != nil {
+			d.SourceRevision, d.SourceFetched = a.Revision, a.LastUpdateTime.Time
+			if sameCommit(a.Revision, d.Revision) {
+				d.Fetched = a.LastUpdateTime.Time
+			}
+		}
 		d.RepositoryURL = src.Spec.URL
 		d.RepositoryOverride = src.Annotations[AnnotationRepository]
 		d.Provider = src.Annotations[AnnotationProvider]
@@ -90,7 +109,19 @@ func FromKustomization(k *kustomizev1.Kustomization, src *sourcev1.GitRepository
 		d.ExporterInfoPath, d.HasExporterInfoPath = v, true
 	}
 	d.Applied = AppliedTime(k.Status.Conditions, k.Status.LastAppliedRevision)
+	d.AttemptedRevision = k.Status.LastAttemptedRevision
+	if ready := apimeta.FindStatusCondition(k.Status.Conditions, meta.ReadyCondition); ready != nil &&
+		ready.Status == metav1.ConditionFalse && d.AttemptedRevision != "" && !sameCommit(d.AttemptedRevision, k.Status.LastAppliedRevision) {
+		d.FailingSince = ready.LastTransitionTime.Time
+	}
 	return d
+}
+
+// sameCommit reports whether two revisions name the same commit; unparsable ones never do.
+func sameCommit(a, b string) bool {
+	ra, errA := revision.Parse(a)
+	rb, errB := revision.Parse(b)
+	return errA == nil && errB == nil && ra.Equal(rb)
 }
 
 // AppliedTime returns the Ready=True transition time when its message names revision, else zero.

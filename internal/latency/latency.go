@@ -14,6 +14,10 @@ const (
 	StageExport Stage = "export"
 	// StageReconcile is manifests commit → applied.
 	StageReconcile Stage = "reconcile"
+	// StageFetch is manifests commit → fetched by the Flux source.
+	StageFetch Stage = "fetch"
+	// StageApply is fetched by the Flux source → applied.
+	StageApply Stage = "apply"
 )
 
 // UpstreamCommit is a commit in an upstream repository that an exporter rendered into a manifests commit.
@@ -65,6 +69,21 @@ func Compute(applied time.Time, commits []DeliveredCommit) []Sample {
 				newSample(StageExport, c.SHA, u.SHA, u.Time, c.Committed),
 				newSample(StageE2E, c.SHA, u.SHA, u.Time, applied))
 		}
+	}
+	return samples
+}
+
+// FetchStages returns, per delivered commit, its fetch sample (committed → fetched) and apply sample
+// (fetched → applied); none when the fetch time is unknown.
+func FetchStages(fetched, applied time.Time, commits []DeliveredCommit) []Sample {
+	if fetched.IsZero() {
+		return nil
+	}
+	samples := make([]Sample, 0, 2*len(commits))
+	for _, c := range commits {
+		samples = append(samples,
+			newSample(StageFetch, c.SHA, "", c.Committed, fetched),
+			newSample(StageApply, c.SHA, "", fetched, applied))
 	}
 	return samples
 }

@@ -93,3 +93,23 @@ func FuzzComputeNeverNegative(f *testing.F) {
 		}
 	})
 }
+
+func TestFetchStages(t *testing.T) {
+	t0 := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	at := func(sec int) time.Time { return t0.Add(time.Duration(sec) * time.Second) }
+	commits := []DeliveredCommit{{SHA: "a", Committed: at(10)}, {SHA: "b", Committed: at(50)}}
+	got := FetchStages(at(40), at(70), commits)
+	want := []Sample{
+		{Stage: StageFetch, Commit: "a", Start: at(10), End: at(40), Duration: 30 * time.Second},
+		{Stage: StageApply, Commit: "a", Start: at(40), End: at(70), Duration: 30 * time.Second},
+		// b was committed after the fetch time Flux reports: a skewed clock, clamped.
+		{Stage: StageFetch, Commit: "b", Start: at(50), End: at(40), Duration: 0, Skewed: true},
+		{Stage: StageApply, Commit: "b", Start: at(40), End: at(70), Duration: 30 * time.Second},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("FetchStages() =\n%+v\nwant\n%+v", got, want)
+	}
+	if got := FetchStages(time.Time{}, at(70), commits); got != nil {
+		t.Errorf("unknown fetch time gave %+v, want none", got)
+	}
+}

@@ -22,6 +22,10 @@ const (
 	MetricE2E             = "flux_commit_tracker.e2e.export-time"
 	MetricExport          = "flux_commit_tracker.kube-manifests-exporter.export-time"
 	MetricReconcile       = "flux_commit_tracker.flux.reconcile-time"
+	MetricFetch           = "flux_commit_tracker.flux.fetch-time"
+	MetricApply           = "flux_commit_tracker.flux.apply-time"
+	MetricPendingAge      = "flux_commit_tracker.pending-commit-age"
+	MetricFailingAge      = "flux_commit_tracker.failing-revision-age"
 	MetricCommitsRecorded = "flux_commit_tracker.commits.recorded"
 	MetricErrors          = "flux_commit_tracker.errors"
 	MetricClockSkew       = "flux_commit_tracker.clock-skew"
@@ -91,7 +95,7 @@ type Kind string
 const (
 	Histogram Kind = "histogram" // float64 histogram with explicit buckets
 	Counter   Kind = "counter"   // int64 monotonic counter
-	Gauge     Kind = "gauge"     // float64 synchronous gauge
+	Gauge     Kind = "gauge"     // float64 observable gauge, read at collection time
 )
 
 // Definition declares one metric. [Definitions] is the single source of truth
@@ -131,6 +135,26 @@ var Definitions = []Definition{
 	{
 		Name: MetricReconcile, Kind: Histogram, Unit: "s", Buckets: LatencyBuckets,
 		Description: "Manifests commit to applied by Flux; one sample per manifests commit.",
+		Attributes:  ObjectAttributeKeys,
+	},
+	{
+		Name: MetricFetch, Kind: Histogram, Unit: "s", Buckets: LatencyBuckets,
+		Description: "Manifests commit to fetched by the Flux source (its artifact's lastUpdateTime); one sample per manifests commit, when Flux reports the fetch of the applied revision.",
+		Attributes:  ObjectAttributeKeys,
+	},
+	{
+		Name: MetricApply, Kind: Histogram, Unit: "s", Buckets: LatencyBuckets,
+		Description: "Fetched by the Flux source to applied by Flux; one sample per manifests commit, when Flux reports the fetch of the applied revision.",
+		Attributes:  ObjectAttributeKeys,
+	},
+	{
+		Name: MetricPendingAge, Kind: Gauge, Unit: "s",
+		Description: "Age of the oldest commit the source has fetched but the object has not applied; 0 when the object is up to date.",
+		Attributes:  ObjectAttributeKeys,
+	},
+	{
+		Name: MetricFailingAge, Kind: Gauge, Unit: "s",
+		Description: "How long the object has been failing on a revision (Ready=False and lastAttemptedRevision not applied); 0 when healthy.",
 		Attributes:  ObjectAttributeKeys,
 	},
 	{
@@ -208,7 +232,9 @@ func (a ObjectAttributes) set(extra ...attribute.KeyValue) attribute.Set {
 // Metrics records the tracker's metrics. Build it once with [NewMetrics] and
 // pass it to whoever records. A nil *Metrics records nothing.
 type Metrics struct {
-	e2e, export, reconcile                        metric.Float64Histogram
+	meter                                         metric.Meter
+	e2e, export, reconcile, fetch, apply          metric.Float64Histogram
+	pendingAge, failingAge                        metric.Float64ObservableGauge
 	commitsRecorded, errors, clockSkew            metric.Int64Counter
 	truncated, notRecorded, githubCalls, gitCalls metric.Int64Counter
 	values                                        map[string]map[string][]string // metric → key → allowed
@@ -220,12 +246,18 @@ func NewMetrics(mp metric.MeterProvider) (*Metrics, error) {
 	if mp == nil {
 		return nil, errors.New("telemetry: nil MeterProvider")
 	}
-	inst, err := newInstruments(mp.Meter(ScopeName), Definitions)
+	meter := mp.Meter(ScopeName)
+	inst, err := newInstruments(meter, Definitions)
 	if err != nil {
 		return nil, err
 	}
 	var errs []error
 	m := &Metrics{
+		meter:           meter,
+		fetch:           instrument[metric.Float64Histogram](inst, MetricFetch, &errs),
+		apply:           instrument[metric.Float64Histogram](inst, MetricApply, &errs),
+		pendingAge:      instrument[metric.Float64ObservableGauge](inst, MetricPendingAge, &errs),
+		failingAge:      instrument[metric.Float64ObservableGauge](inst, MetricFailingAge, &errs),
 		e2e:             instrument[metric.Float64Histogram](inst, MetricE2E, &errs),
 		export:          instrument[metric.Float64Histogram](inst, MetricExport, &errs),
 		reconcile:       instrument[metric.Float64Histogram](inst, MetricReconcile, &errs),
@@ -259,7 +291,7 @@ func newInstruments(meter metric.Meter, defs []Definition) (map[string]any, erro
 		case Counter:
 			in, err = meter.Int64Counter(d.Name, metric.WithUnit(d.Unit), metric.WithDescription(d.Description))
 		case Gauge:
-			in, err = meter.Float64Gauge(d.Name, metric.WithUnit(d.Unit), metric.WithDescription(d.Description))
+			in, err = meter.Float64ObservableGauge(d.Name, metric.WithUnit(d.Unit), metric.WithDescription(d.Description))
 		default:
 			err = fmt.Errorf("unknown kind %q", d.Kind)
 		}
@@ -362,4 +394,52 @@ func (m *Metrics) AddGitCall(ctx context.Context, outcome string) {
 	if m != nil {
 		m.gitCalls.Add(ctx, 1, metric.WithAttributeSet(attribute.NewSet(m.enum(MetricGitCalls, AttrOutcome, outcome))))
 	}
+}
+
+// ObserveFetch records manifests commit → fetched by the Flux source.
+func (m *Metrics) ObserveFetch(ctx context.Context, d time.Duration, a ObjectAttributes) {
+	if m != nil && d >= 0 {
+		m.fetch.Record(ctx, d.Seconds(), metric.WithAttributeSet(a.set()))
+	}
+}
+
+// ObserveApply records fetched by the Flux source → applied.
+func (m *Metrics) ObserveApply(ctx context.Context, d time.Duration, a ObjectAttributes) {
+	if m != nil && d >= 0 {
+		m.apply.Record(ctx, d.Seconds(), metric.WithAttributeSet(a.set()))
+	}
+}
+
+// RolloutState is what the stuck-rollout gauges report for one object.
+type RolloutState struct {
+	Attributes ObjectAttributes
+	// PendingSince is the commit time of the oldest fetched but unapplied commit; zero when up to date.
+	PendingSince time.Time
+	// FailingSince is when the object started failing on its attempted revision; zero when healthy.
+	FailingSince time.Time
+}
+
+// ObserveRollouts reports the stuck-rollout gauges from states at every collection, as ages at now().
+func (m *Metrics) ObserveRollouts(states func() []RolloutState, now func() time.Time) (metric.Registration, error) {
+	reg, err := m.meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		t := now()
+		for _, s := range states() {
+			set := metric.WithAttributeSet(s.Attributes.set())
+			o.ObserveFloat64(m.pendingAge, age(t, s.PendingSince), set)
+			o.ObserveFloat64(m.failingAge, age(t, s.FailingSince), set)
+		}
+		return nil
+	}, m.pendingAge, m.failingAge)
+	if err != nil {
+		return nil, fmt.Errorf("telemetry: register rollout gauges: %w", err)
+	}
+	return reg, nil
+}
+
+// age is the seconds from since to now, 0 for a zero since or a future one.
+func age(now, since time.Time) float64 {
+	if since.IsZero() || since.After(now) {
+		return 0
+	}
+	return now.Sub(since).Seconds()
 }

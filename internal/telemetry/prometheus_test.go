@@ -14,7 +14,6 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
-	"go.opentelemetry.io/otel/metric"
 )
 
 // scrape GETs /metrics in the Prometheus text format.
@@ -65,14 +64,14 @@ func TestPrometheusExport(t *testing.T) {
 	m.AddNotRecorded(ctx, StatusBehind, obj)
 	m.AddGitHubCall(ctx, OutcomeSuccess)
 	m.AddGitCall(ctx, OutcomeCacheHit)
-
-	// No definition is a gauge yet: check that naming path on a stand-in.
-	gauge := Definition{Name: "flux_commit_tracker.test.lag-time", Kind: Gauge, Unit: "s", Description: "test gauge"}
-	inst, err := newInstruments(tel.MeterProvider.Meter("test"), []Definition{gauge})
-	if err != nil {
+	m.ObserveFetch(ctx, 20*time.Second, obj)
+	m.ObserveApply(ctx, 40*time.Second, obj)
+	now := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	if _, err := m.ObserveRollouts(func() []RolloutState {
+		return []RolloutState{{Attributes: obj, PendingSince: now.Add(-42 * time.Second)}}
+	}, func() time.Time { return now }); err != nil {
 		t.Fatal(err)
 	}
-	inst[gauge.Name].(metric.Float64Gauge).Record(ctx, 4)
 
 	body, fams := scrape(t, tel.MetricsHandler)
 
@@ -90,7 +89,10 @@ func TestPrometheusExport(t *testing.T) {
 		"flux_commit_tracker_commits_recorded_total{",
 		`flux_commit_tracker_e2e_export_time_seconds_bucket{flux_kind="Kustomization",flux_name="apps",k8s_cluster_name="prod-eu",k8s_namespace_name="flux-system",vcs_repository_url_full="https://github.com/acme/kube-manifests",le="120"} 1`,
 		`flux_commit_tracker_github_calls_total{outcome="success"} 1`,
-		"flux_commit_tracker_test_lag_time_seconds ",
+		"flux_commit_tracker_flux_fetch_time_seconds_count{",
+		"flux_commit_tracker_flux_apply_time_seconds_sum{",
+		`flux_commit_tracker_pending_commit_age_seconds{flux_kind="Kustomization",flux_name="apps",k8s_cluster_name="prod-eu",k8s_namespace_name="flux-system",vcs_repository_url_full="https://github.com/acme/kube-manifests"} 42`,
+		`flux_commit_tracker_failing_revision_age_seconds{flux_kind="Kustomization",flux_name="apps",k8s_cluster_name="prod-eu",k8s_namespace_name="flux-system",vcs_repository_url_full="https://github.com/acme/kube-manifests"} 0`,
 	} {
 		if !strings.Contains(body, series) {
 			t.Errorf("scrape lacks %q", series)
@@ -102,7 +104,7 @@ func TestPrometheusExport(t *testing.T) {
 
 	// Every definition: family name, type and label names.
 	types := map[Kind]dto.MetricType{Histogram: dto.MetricType_HISTOGRAM, Counter: dto.MetricType_COUNTER, Gauge: dto.MetricType_GAUGE}
-	for _, d := range append(slices.Clone(Definitions), gauge) {
+	for _, d := range Definitions {
 		name, err := PrometheusName(d)
 		if err != nil {
 			t.Fatal(err)

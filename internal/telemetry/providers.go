@@ -20,7 +20,7 @@ import (
 // newTracerProvider always returns an SDK provider so spans get IDs that logs
 // and exemplars can carry, even when no exporter is configured (stdout-logs).
 func newTracerProvider(ctx context.Context, cfg Config, mode Mode, res *resource.Resource, stdout *syncWriter) (*sdktrace.TracerProvider, error) {
-	opts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
+	opts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res), sdktrace.WithIDGenerator(IDGenerator())}
 	if mode.StdoutAll() {
 		exp, err := stdouttrace.New(stdouttrace.WithWriter(stdout))
 		if err != nil {

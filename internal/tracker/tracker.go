@@ -49,6 +49,8 @@ type Recorder interface {
 	ObserveE2E(ctx context.Context, d time.Duration, a telemetry.ObjectAttributes)
 	ObserveExport(ctx context.Context, d time.Duration, a telemetry.ObjectAttributes)
 	ObserveReconcile(ctx context.Context, d time.Duration, a telemetry.ObjectAttributes)
+	ObserveFetch(ctx context.Context, d time.Duration, a telemetry.ObjectAttributes)
+	ObserveApply(ctx context.Context, d time.Duration, a telemetry.ObjectAttributes)
 	AddCommitsRecorded(ctx context.Context, n int, a telemetry.ObjectAttributes)
 	AddError(ctx context.Context, reason string, a telemetry.ObjectAttributes)
 	AddClockSkew(ctx context.Context, stage string, a telemetry.ObjectAttributes)
@@ -76,7 +78,10 @@ type Options struct {
 }
 
 // Tracker records per-commit latency for Flux applies.
-type Tracker struct{ opts Options }
+type Tracker struct {
+	opts     Options
+	rollouts rollouts
+}
 
 // New returns a Tracker; Ledger, Providers, Recorder, Tracer and Logger are required.
 func New(opts Options) (*Tracker, error) {
@@ -132,6 +137,7 @@ func (t *Tracker) Process(ctx context.Context, d flux.Deployment) (res Result, e
 	if d.Revision == "" {
 		return Result{Outcome: Pending}, nil
 	}
+	t.observeRollout(ctx, d, attrs, log)
 	entry, known := t.opts.Ledger.Get(d.UID)
 	if known && entry.Revision == d.Revision {
 		return Result{Outcome: Unchanged}, nil
@@ -209,13 +215,13 @@ func (t *Tracker) Process(ctx context.Context, d flux.Deployment) (res Result, e
 	if applied.IsZero() {
 		applied, fromFlux = observed, false
 	}
-	samples := latency.Compute(applied, delivered)
+	samples := append(latency.Compute(applied, delivered), latency.FetchStages(d.Fetched, applied, delivered)...)
 
 	// The ledger is written before anything is emitted: a failed write leaves nothing recorded to repeat.
 	if err := t.checkpoint(ctx, d, observed, export); err != nil {
 		return Result{}, err
 	}
-	t.emit(ctx, samples, attrs)
+	t.emit(t.traceCommits(repo.String(), d, delivered, d.Fetched, applied, span.SpanContext()), samples, attrs)
 	t.opts.Recorder.AddCommitsRecorded(ctx, len(delivered), attrs)
 	for i, c := range delivered {
 		reconcile, e2e := stageSeconds(samples, c.SHA)
@@ -298,8 +304,10 @@ func stageSeconds(samples []latency.Sample, sha string) (reconcile latency.Sampl
 	return reconcile, e2e
 }
 
-func (t *Tracker) emit(ctx context.Context, samples []latency.Sample, attrs telemetry.ObjectAttributes) {
+// emit records the samples, each in its commit's trace context so it carries the trace as an exemplar.
+func (t *Tracker) emit(commitCtx map[string]context.Context, samples []latency.Sample, attrs telemetry.ObjectAttributes) {
 	for _, s := range samples {
+		ctx := commitCtx[s.Commit]
 		if s.Skewed {
 			t.opts.Recorder.AddClockSkew(ctx, string(s.Stage), attrs)
 		}
@@ -310,12 +318,17 @@ func (t *Tracker) emit(ctx context.Context, samples []latency.Sample, attrs tele
 			t.opts.Recorder.ObserveExport(ctx, s.Duration, attrs)
 		case latency.StageReconcile:
 			t.opts.Recorder.ObserveReconcile(ctx, s.Duration, attrs)
+		case latency.StageFetch:
+			t.opts.Recorder.ObserveFetch(ctx, s.Duration, attrs)
+		case latency.StageApply:
+			t.opts.Recorder.ObserveApply(ctx, s.Duration, attrs)
 		}
 	}
 }
 
 // Forget drops the ledger entries of a deleted object.
 func (t *Tracker) Forget(ctx context.Context, kind, namespace, name string) error {
+	t.forgetRollout(kind, namespace, name)
 	return t.Prune(ctx, func(e ledger.Entry) (bool, error) {
 		return e.Kind != kind || e.Namespace != namespace || e.Name != name, nil
 	})
@@ -331,6 +344,7 @@ func (t *Tracker) Prune(ctx context.Context, exists func(ledger.Entry) (bool, er
 		if ok {
 			continue
 		}
+		t.forgetRollout(e.Kind, e.Namespace, e.Name)
 		if err := t.opts.Ledger.Delete(ctx, uid); err != nil {
 			return fmt.Errorf("forget %s %s/%s: %w", e.Kind, e.Namespace, e.Name, err)
 		}

@@ -49,7 +49,7 @@ func New(tb testing.TB) *Telemetry {
 	}
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader), sdkmetric.WithReader(prom))
 	spans := tracetest.NewInMemoryExporter()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(spans))
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(spans), sdktrace.WithIDGenerator(telemetry.IDGenerator()))
 	logs := &syncBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: telemetry.LevelTrace}))
 
@@ -122,6 +122,24 @@ func (t *Telemetry) Histogram(tb testing.TB, name string, attrs ...attribute.Key
 		}
 	}
 	return count, sum
+}
+
+// Gauge sums the gauge name over data points carrying all of attrs.
+func (t *Telemetry) Gauge(tb testing.TB, name string, attrs ...attribute.KeyValue) float64 {
+	tb.Helper()
+	var total float64
+	if m, ok := t.find(tb, name); ok {
+		g, ok := m.Data.(metricdata.Gauge[float64])
+		if !ok {
+			tb.Fatalf("%s is %T, not a float64 gauge", name, m.Data)
+		}
+		for _, dp := range g.DataPoints {
+			if matches(dp.Attributes, attrs) {
+				total += dp.Value
+			}
+		}
+	}
+	return total
 }
 
 // Logs returns every log record so far, decoded from JSON.

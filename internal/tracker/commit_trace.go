@@ -1,0 +1,77 @@
+package tracker
+
+import (
+	"context"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/flux"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/latency"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/telemetry"
+)
+
+// Span names of a commit's trace.
+const (
+	SpanCommit   = "commit"
+	SpanExported = "exported"
+	SpanFetched  = "fetched"
+	SpanApplied  = "applied"
+)
+
+// traceCommits adds this cluster's spans to the trace of each delivered commit — one trace per commit, shared by
+// every cluster: a root "commit" span and the upstream "exported" spans, which every cluster emits with the same
+// IDs, and this cluster's "fetched" and "applied" spans, with their true start and end times. It returns, per
+// commit, a context holding its "applied" span, so metric samples carry the commit's trace as an exemplar.
+func (t *Tracker) traceCommits(repoURL string, d flux.Deployment, delivered []latency.DeliveredCommit, fetched, applied time.Time, processing trace.SpanContext) map[string]context.Context {
+	out := make(map[string]context.Context, len(delivered))
+	cluster := []attribute.KeyValue{
+		attribute.String(telemetry.AttrCluster, t.opts.ClusterName),
+		attribute.String(telemetry.AttrNamespace, d.Namespace),
+		attribute.String(telemetry.AttrKind, d.Kind),
+		attribute.String(telemetry.AttrName, d.Name),
+	}
+	for _, c := range delivered {
+		traceID := telemetry.CommitTraceID(repoURL, c.SHA)
+		commitAttrs := []attribute.KeyValue{
+			attribute.String(telemetry.AttrRepository, repoURL),
+			attribute.String("vcs.ref.head.revision", c.SHA),
+		}
+		root := t.span(trace.SpanContext{}, traceID, telemetry.DerivedSpanID(repoURL, c.SHA, SpanCommit),
+			SpanCommit, c.Committed, c.Committed, commitAttrs)
+
+		for _, u := range c.Upstream {
+			t.span(root, traceID, telemetry.DerivedSpanID(repoURL, c.SHA, SpanExported, u.SHA), SpanExported, u.Time, c.Committed,
+				append(commitAttrs, attribute.String("vcs.upstream.revision", u.SHA)))
+		}
+		start := c.Committed
+		if !fetched.IsZero() {
+			t.span(root, traceID, trace.SpanID{}, SpanFetched, c.Committed, fetched, append(commitAttrs, cluster...))
+			start = fetched
+		}
+		appliedSpan := t.span(root, traceID, trace.SpanID{}, SpanApplied, start, applied, append(commitAttrs, cluster...),
+			trace.WithLinks(trace.Link{SpanContext: processing}))
+		out[c.SHA] = trace.ContextWithSpanContext(context.Background(), appliedSpan)
+	}
+	return out
+}
+
+// span records one finished span in traceID under parent (none for the root), with spanID when it must be the
+// same in every cluster (else a random one), and returns its context.
+func (t *Tracker) span(parent trace.SpanContext, traceID trace.TraceID, spanID trace.SpanID, name string, start, end time.Time, attrs []attribute.KeyValue, opts ...trace.SpanStartOption) trace.SpanContext {
+	ctx := context.Background()
+	if parent.IsValid() {
+		ctx = trace.ContextWithRemoteSpanContext(ctx, parent)
+	}
+	if spanID.IsValid() {
+		ctx = telemetry.WithSpanIDs(ctx, traceID, spanID)
+	}
+	if end.Before(start) {
+		end = start // a skewed clock: the span is empty rather than negative
+	}
+	opts = append(opts, trace.WithTimestamp(start), trace.WithAttributes(attrs...), trace.WithSpanKind(trace.SpanKindInternal))
+	_, s := t.opts.Tracer.Start(ctx, name, opts...)
+	s.End(trace.WithTimestamp(end))
+	return s.SpanContext()
+}
