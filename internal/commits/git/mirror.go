@@ -41,13 +41,16 @@ var fetchRefSpecs = []config.RefSpec{"+refs/heads/*:refs/heads/*", "+refs/tags/*
 // mirror is the bare repository under the cache directory that shadows one remote.
 //
 // go-git storage is not safe for concurrent use, so lookups share one storage behind mu, and fetches
-// (never more than one at a time per mirror: the singleflight keyed by URL sees to that) write through a
-// second storage of the same directory. A fetch lands a complete pack (index first) before updating refs,
-// so readers never see a partial one; afterwards the reading storage re-reads the pack list.
+// (never more than one at a time per mirror: fetchMu sees to that, across the flights of different
+// credentials) write through a second storage of the same directory. A fetch lands a complete pack
+// (index first) before updating refs, so readers never see a partial one; afterwards the reading
+// storage re-reads the pack list.
 type mirror struct {
 	id  uint64
 	url string // normalized: no credentials, safe to log
 	dir string
+
+	fetchMu sync.Mutex // held by the one running fetch
 
 	mu      sync.Mutex
 	read    *filesystem.Storage
@@ -78,11 +81,15 @@ func newStorage(dir string) *filesystem.Storage {
 
 // initBare makes dir a bare repository unless it is one. It initializes a temporary directory and
 // renames it into place, so a crash never leaves a half-made mirror; one that fails to open (damaged,
-// or not a repository) is discarded: a mirror holds nothing a fetch cannot bring back.
+// or not a repository) or is shallow is discarded: a mirror holds nothing a fetch cannot bring back,
+// and a shallow one cannot answer ranges that reach past its boundary.
 func initBare(dir string) error {
 	if _, err := os.Stat(dir); err == nil {
-		if _, err := gogit.PlainOpen(dir); err == nil {
-			return nil
+		if r, err := gogit.PlainOpen(dir); err == nil {
+			shallow, err := r.Storer.Shallow()
+			if err == nil && len(shallow) == 0 {
+				return nil
+			}
 		}
 		if err := os.RemoveAll(dir); err != nil {
 			return err
@@ -167,9 +174,9 @@ func toNode(c *object.Commit) *node {
 	return n
 }
 
-// fetch brings every branch and tag from the remote, retrying transient failures with exponential
-// backoff. It runs inside the mirror's flight only.
-func (p *Provider) fetch(ctx context.Context, m *mirror) error {
+// fetch brings every branch and tag from the remote with acc's credentials, retrying transient
+// failures with exponential backoff. It runs inside a flight, holding m.fetchMu.
+func (p *Provider) fetch(ctx context.Context, m *mirror, acc *access) error {
 	m.mu.Lock()
 	err := m.open()
 	m.mu.Unlock()
@@ -179,7 +186,7 @@ func (p *Provider) fetch(ctx context.Context, m *mirror) error {
 	attempt := 0
 	_, err = backoff.Retry(ctx, func() (struct{}, error) {
 		attempt++
-		err := p.fetchOnce(ctx, m, attempt)
+		err := p.fetchOnce(ctx, m, acc, attempt)
 		if err != nil && !transient(err) {
 			return struct{}{}, backoff.Permanent(err)
 		}
@@ -194,7 +201,7 @@ func (p *Provider) fetch(ctx context.Context, m *mirror) error {
 		backoff.WithMaxTries(uint(p.maxRetries+1)),
 		backoff.WithMaxElapsedTime(0), // bounded by tries, each by FetchTimeout
 		backoff.WithNotify(func(err error, wait time.Duration) {
-			p.logger.InfoContext(ctx, "git fetch failed, retrying", "url", m.url, "attempt", attempt, "wait", wait, "error", err)
+			p.logger.InfoContext(ctx, "git fetch failed, retrying", "url", m.url, "credentials", acc.kind, "attempt", attempt, "wait", wait, "error", err)
 		}),
 	)
 	var permanent *backoff.PermanentError
@@ -204,13 +211,14 @@ func (p *Provider) fetch(ctx context.Context, m *mirror) error {
 	return err
 }
 
-// fetchOnce is one fetch attempt: one span, one OnCall outcome.
-func (p *Provider) fetchOnce(ctx context.Context, m *mirror, attempt int) (err error) {
+// fetchOnce is one fetch attempt: one span, one OnCall outcome. Its error never holds a secret.
+func (p *Provider) fetchOnce(ctx context.Context, m *mirror, acc *access, attempt int) (err error) {
 	start, parent := time.Now(), ctx
 	ctx, cancel := context.WithTimeout(ctx, p.fetchTimeout)
 	defer cancel()
 	ctx, span := p.tracer.Start(ctx, "git fetch", trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithAttributes(attribute.String("url.full", m.url), attribute.Int("git.fetch.attempt", attempt)))
+		trace.WithAttributes(attribute.String("url.full", m.url), attribute.Int("git.fetch.attempt", attempt),
+			attribute.String("git.fetch.credentials", acc.kind)))
 	defer func() {
 		outcome := commits.CallSuccess
 		if err != nil {
@@ -220,7 +228,7 @@ func (p *Provider) fetchOnce(ctx context.Context, m *mirror, attempt int) (err e
 		}
 		span.End()
 		p.onCall(ctx, outcome)
-		p.logger.DebugContext(ctx, "git fetch", "url", m.url, "attempt", attempt, "duration", time.Since(start), "error", err)
+		p.logger.DebugContext(ctx, "git fetch", "url", m.url, "credentials", acc.kind, "attempt", attempt, "duration", time.Since(start), "error", err)
 	}()
 
 	remote := gogit.NewRemote(m.write, &config.RemoteConfig{Name: "origin", URLs: []string{m.url}})
@@ -229,13 +237,15 @@ func (p *Provider) fetchOnce(ctx context.Context, m *mirror, attempt int) (err e
 		RefSpecs:   fetchRefSpecs,
 		Tags:       gogit.NoTags, // the tag refspec takes them all
 		Force:      true,
+		Auth:       acc.method,
+		CABundle:   acc.caBundle,
 	})
 	switch {
 	case err == nil, errors.Is(err, gogit.NoErrAlreadyUpToDate), errors.Is(err, transport.ErrEmptyRemoteRepository):
 	case ctx.Err() != nil && parent.Err() == nil:
-		return fmt.Errorf("git: fetch %s: timed out after %s: %w", m.url, p.fetchTimeout, err)
+		return acc.redact(fmt.Errorf("git: fetch %s: timed out after %s: %w", m.url, p.fetchTimeout, err))
 	default:
-		return fmt.Errorf("git: fetch %s: %w", m.url, err)
+		return acc.redact(fmt.Errorf("git: fetch %s: %w", m.url, acc.classify(err)))
 	}
 	m.mu.Lock()
 	if m.read != nil {
@@ -246,10 +256,14 @@ func (p *Provider) fetchOnce(ctx context.Context, m *mirror, attempt int) (err e
 }
 
 // transient reports whether a failed fetch may succeed if tried again: network errors, timeouts and
-// server errors are; a repository that is missing, needs credentials or refuses them is not.
+// server errors are; a repository that is missing, needs credentials or refuses them, or a host key or
+// certificate that does not verify, is not.
 func transient(err error) bool {
 	switch {
 	case errors.Is(err, context.Canceled),
+		errors.Is(err, ErrAuthFailed),
+		errors.Is(err, ErrHostKey),
+		errors.Is(err, ErrUntrustedCertificate),
 		errors.Is(err, transport.ErrRepositoryNotFound),
 		errors.Is(err, transport.ErrAuthenticationRequired),
 		errors.Is(err, transport.ErrAuthorizationFailed),

@@ -27,11 +27,13 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/sourceauth"
 )
 
 const (
 	defaultCacheSize    = 16384
 	fileCacheSize       = 256
+	accessCacheSize     = 256
 	defaultFetchTimeout = 5 * time.Minute
 	defaultMaxRetries   = 4
 	defaultWaitMin      = time.Second
@@ -86,6 +88,8 @@ type Provider struct {
 
 	nodes  *lru.Cache[objectKey, *node]
 	files  *lru.Cache[fileKey, fileEntry]
+	// access holds prepared credentials (parsed keys and known_hosts) by access key.
+	access *lru.Cache[string, accessEntry]
 	flight singleflight.Group
 
 	ctx  context.Context // ends with Close, and with it every fetch
@@ -156,6 +160,9 @@ func New(opts Options) (*Provider, error) {
 	if p.files, err = lru.New[fileKey, fileEntry](fileCacheSize); err != nil {
 		return nil, fmt.Errorf("git: %w", err)
 	}
+	if p.access, err = lru.New[string, accessEntry](accessCacheSize); err != nil {
+		return nil, fmt.Errorf("git: %w", err)
+	}
 	p.ctx, p.stop = context.WithCancel(context.Background())
 	return p, nil
 }
@@ -183,9 +190,24 @@ func (p *Provider) Close() error {
 // The commits.Repository its methods take is ignored. An invalid URL gives a provider whose every
 // lookup fails with that error.
 func (p *Provider) ForURL(rawURL string) commits.Provider {
+	return p.ForURLWithAuth(rawURL, sourceauth.Auth{})
+}
+
+// ForURLWithAuth is ForURL fetching with auth, a Flux source's credentials: over HTTP(S) the bearer
+// token or else basic credentials, and the CA bundle; over SSH the identity, verifying the server
+// against known_hosts (both required). git:// and file:// ignore credentials; an empty auth is
+// anonymous. Credentials that cannot be used (an SSH URL without an identity, a key that does not
+// parse) give a provider whose every lookup fails with an error naming what is wrong, never the
+// material. Fetches with the same credentials are shared; a fetch with other credentials is not, so
+// one credential's failure never becomes another's.
+func (p *Provider) ForURLWithAuth(rawURL string, auth sourceauth.Auth) commits.Provider {
 	url, err := normalizeURL(rawURL)
 	if err != nil {
 		return failing{err: fmt.Errorf("git: %w", err)}
+	}
+	acc, err := p.accessFor(url, auth)
+	if err != nil {
+		return failing{err: err}
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -197,7 +219,30 @@ func (p *Provider) ForURL(rawURL string) commits.Provider {
 		m = &mirror{id: uint64(len(p.mirrors) + 1), url: url, dir: filepath.Join(p.cacheDir, mirrorName(url))}
 		p.mirrors[url] = m
 	}
-	return &repository{p: p, m: m}
+	return &repository{p: p, m: m, acc: acc}
+}
+
+// accessEntry is a prepared access, or why auth cannot be used.
+type accessEntry struct {
+	acc *access
+	err error
+}
+
+// accessFor prepares auth for url once; the tracker asks for a provider on every reconcile.
+func (p *Provider) accessFor(url string, auth sourceauth.Auth) (*access, error) {
+	if auth.Empty() {
+		return newAccess(url, auth, p.cacheDir)
+	}
+	key := url + "\x00" + auth.Fingerprint()
+	if e, ok := p.access.Get(key); ok {
+		return e.acc, e.err
+	}
+	acc, err := newAccess(url, auth, p.cacheDir)
+	if err != nil {
+		err = redactAll(err, secretsOf(auth))
+	}
+	p.access.Add(key, accessEntry{acc: acc, err: err})
+	return acc, err
 }
 
 // failing answers every lookup with err.

@@ -17,10 +17,11 @@ import (
 // maxCachedFile bounds the size of a file kept in the file cache.
 const maxCachedFile = 256 << 10
 
-// repository is the commits.Provider that ForURL binds to one mirror.
+// repository is the commits.Provider that ForURL binds to one mirror and one set of credentials.
 type repository struct {
-	p *Provider
-	m *mirror
+	p   *Provider
+	m   *mirror
+	acc *access
 }
 
 var _ commits.Provider = (*repository)(nil)
@@ -65,9 +66,8 @@ func (r *repository) Range(ctx context.Context, _ commits.Repository, base, head
 			return commits.Range{}, err
 		}
 	}
-	rng, err := rangeOf(ctx, r.load, hb, hh)
+	rng, err := rangeOf(ctx, r.loadAncestor, hb, hh)
 	if err != nil {
-		// base and head are there, so a missing object is a damaged mirror, not a missing revision.
 		return commits.Range{}, fmt.Errorf("git: range %s..%s in %s: %w", hb, hh, r.m.url, err)
 	}
 	r.answered(ctx, fetched)
@@ -215,6 +215,21 @@ func (r *repository) load(h plumbing.Hash) (*node, error) {
 	return n, nil
 }
 
+// ErrIncompleteHistory reports that a range walk needed a commit the mirror does not hold although a
+// commit it holds names it as a parent: the server's history is shallow, or the mirror is damaged. The
+// range cannot be known, so none is guessed; it is not commits.ErrNotFound (base and head exist).
+var ErrIncompleteHistory = errors.New("history is incomplete")
+
+// loadAncestor is load for walks from commits the mirror holds: a missing commit is a gap in history.
+func (r *repository) loadAncestor(h plumbing.Hash) (*node, error) {
+	n, err := r.load(h)
+	if errors.Is(err, plumbing.ErrObjectNotFound) {
+		return nil, fmt.Errorf("%w: commit %s, an ancestor of the range, is not in the mirror (a shallow server, or a damaged mirror): %w",
+			ErrIncompleteHistory, h, err)
+	}
+	return n, err
+}
+
 // missing returns the objects of hs the mirror lacks.
 func (r *repository) missing(hs []plumbing.Hash) ([]plumbing.Hash, error) {
 	var out []plumbing.Hash
@@ -255,7 +270,7 @@ func (r *repository) ensure(ctx context.Context, hs ...plumbing.Hash) (fetched b
 			return fetched, fmt.Errorf("git: commit %s not in %s after a fetch: %w", missing[0], r.m.url, commits.ErrNotFound)
 		}
 		var ran bool
-		if last, ran, err = r.p.sharedFetch(ctx, r.m, missing); err != nil {
+		if last, ran, err = r.p.sharedFetch(ctx, r.m, r.acc, missing); err != nil {
 			return fetched, err
 		}
 		fetched = fetched || ran
@@ -269,14 +284,16 @@ type flightResult struct {
 	ran bool
 }
 
-// sharedFetch runs one fetch of m for all concurrent callers: the first caller's flight fetches, the
-// others wait for it. The fetch runs detached from the caller's cancellation (others may be waiting on
-// it), bounded by FetchTimeout per attempt and by Close; a caller whose ctx ends stops waiting.
-// The flight skips the fetch when wants arrived meanwhile. ran is true only for the caller whose flight
-// fetched.
-func (p *Provider) sharedFetch(ctx context.Context, m *mirror, wants []plumbing.Hash) (seq uint64, ran bool, err error) {
+// sharedFetch runs one fetch of m for all concurrent callers with the same credentials: the first
+// caller's flight fetches, the others wait for it. Callers with other credentials have their own
+// flight, so a fetch refused for one credential is never another's answer; flights of one mirror
+// take turns (m.fetchMu). The fetch runs detached from the caller's cancellation (others may be
+// waiting on it), bounded by FetchTimeout per attempt and by Close; a caller whose ctx ends stops
+// waiting. The flight skips the fetch when wants arrived meanwhile, whoever fetched them. ran is true
+// only for the caller whose flight fetched.
+func (p *Provider) sharedFetch(ctx context.Context, m *mirror, acc *access, wants []plumbing.Hash) (seq uint64, ran bool, err error) {
 	leader := false
-	ch := p.flight.DoChan(m.url, func() (any, error) {
+	ch := p.flight.DoChan(acc.key, func() (any, error) {
 		leader = true
 		p.mu.Lock()
 		if p.closed {
@@ -287,6 +304,11 @@ func (p *Provider) sharedFetch(ctx context.Context, m *mirror, wants []plumbing.
 		p.mu.Unlock()
 		defer p.inFlight.Done()
 
+		m.fetchMu.Lock()
+		defer m.fetchMu.Unlock()
+		if p.ctx.Err() != nil {
+			return flightResult{}, ErrClosed
+		}
 		if ok, err := m.has(wants...); err != nil || ok {
 			return flightResult{seq: m.started.Load()}, err
 		}
@@ -294,7 +316,7 @@ func (p *Provider) sharedFetch(ctx context.Context, m *mirror, wants []plumbing.
 		fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		defer cancel()
 		defer context.AfterFunc(p.ctx, cancel)()
-		return flightResult{seq: seq, ran: true}, p.fetch(fctx, m)
+		return flightResult{seq: seq, ran: true}, p.fetch(fctx, m, acc)
 	})
 	select {
 	case <-ctx.Done():
