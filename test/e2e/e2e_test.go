@@ -13,6 +13,7 @@ import (
 
 	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
 	"github.com/fluxcd/pkg/apis/meta"
+	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -179,9 +180,28 @@ func TestOneCommit(t *testing.T) {
 
 	c1 := w.commit("one", "1", nil)
 	w.reconcile()
-	w.want(tr, "app", map[string]time.Time{c1: w.waitApplied("app", c1)})
+	applied := w.waitApplied("app", c1)
+	w.want(tr, "app", map[string]time.Time{c1: applied})
 	if got := tr.Metric("flux_commit_tracker_flux_reconcile_time_seconds_count", `flux_name="app"`); got != 1 {
 		t.Errorf("reconcile samples = %v, want 1", got)
+	}
+
+	// The fetched stage: source-controller's artifact time for the revision splits commit → applied in two.
+	var src sourcev1.GitRepository
+	if err := flux.Client().Get(w.ctx, client.ObjectKey{Namespace: w.ns, Name: "manifests"}, &src); err != nil {
+		t.Fatal(err)
+	}
+	if src.Status.Artifact == nil || src.Status.Artifact.Revision != stack.Revision(c1) {
+		t.Fatalf("source artifact %+v, want revision %s", src.Status.Artifact, c1)
+	}
+	fetched := src.Status.Artifact.LastUpdateTime.Time
+	for metric, truth := range map[string]float64{
+		"flux_commit_tracker_flux_fetch_time_seconds_sum": fetched.Sub(w.times[c1]).Seconds(),
+		"flux_commit_tracker_flux_apply_time_seconds_sum": applied.Sub(fetched).Seconds(),
+	} {
+		if got := tr.Metric(metric, `flux_name="app"`); math.Abs(got-truth) > 1 {
+			t.Errorf("%s = %v, truth %v (fetched %s)", metric, got, truth, fetched)
+		}
 	}
 }
 
