@@ -63,7 +63,8 @@ func (r *KustomizationReconciler) SetupWithManager(ctx context.Context, mgr ctrl
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("kustomization").
 		For(&kustomizev1.Kustomization{}, builder.WithPredicates(appliedChanged{})).
-		Watches(&sourcev1.GitRepository{}, handler.EnqueueRequestsFromMapFunc(r.forSource), builder.WithPredicates(sourceChanged{})).
+		Watches(&sourcev1.GitRepository{}, handler.EnqueueRequestsFromMapFunc(r.forSource(sourcev1.GitRepositoryKind)), builder.WithPredicates(sourceChanged{})).
+		Watches(&sourcev1.OCIRepository{}, handler.EnqueueRequestsFromMapFunc(r.forSource(sourcev1.OCIRepositoryKind)), builder.WithPredicates(sourceChanged{})).
 		// Several managers may run in one process (tests, restarts); names need not be unique.
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.Concurrency, 1), SkipNameValidation: ptr.To(true)}).
 		Complete(r)
@@ -86,9 +87,14 @@ func (r *KustomizationReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		return ctrl.Result{}, fmt.Errorf("get Kustomization %s: %w", req.NamespacedName, err)
 	}
 
-	var src *sourcev1.GitRepository
-	if k.Spec.SourceRef.Kind == sourcev1.GitRepositoryKind {
+	var src client.Object
+	switch k.Spec.SourceRef.Kind {
+	case sourcev1.GitRepositoryKind:
 		src = &sourcev1.GitRepository{}
+	case sourcev1.OCIRepositoryKind:
+		src = &sourcev1.OCIRepository{}
+	}
+	if src != nil {
 		key := types.NamespacedName{Namespace: k.Spec.SourceRef.Namespace, Name: k.Spec.SourceRef.Name}
 		if key.Namespace == "" {
 			key.Namespace = k.Namespace
@@ -99,7 +105,7 @@ func (r *KustomizationReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 				r.Logger.Debug("source not found yet", "namespace", k.Namespace, "name", k.Name, "source", key.String())
 				return ctrl.Result{RequeueAfter: sourceWait}, nil
 			}
-			return ctrl.Result{}, fmt.Errorf("get GitRepository %s: %w", key, err)
+			return ctrl.Result{}, fmt.Errorf("get %s %s: %w", k.Spec.SourceRef.Kind, key, err)
 		}
 	}
 
@@ -110,10 +116,16 @@ func (r *KustomizationReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	return ctrl.Result{}, err
 }
 
-// forSource enqueues the Kustomizations that use a GitRepository.
-func (r *KustomizationReconciler) forSource(ctx context.Context, o client.Object) []reconcile.Request {
+// forSource enqueues the Kustomizations that use a source of kind.
+func (r *KustomizationReconciler) forSource(kind string) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		return r.usersOf(ctx, fmt.Sprintf("%s/%s/%s", kind, o.GetNamespace(), o.GetName()))
+	}
+}
+
+// usersOf lists the Kustomizations whose source key is key.
+func (r *KustomizationReconciler) usersOf(ctx context.Context, key string) []reconcile.Request {
 	var list kustomizev1.KustomizationList
-	key := fmt.Sprintf("%s/%s/%s", sourcev1.GitRepositoryKind, o.GetNamespace(), o.GetName())
 	if err := r.Client.List(ctx, &list, client.MatchingFields{sourceRefIndex: key}); err != nil {
 		r.Logger.Error("list Kustomizations for source", "source", key, "error", err)
 		return nil
@@ -162,27 +174,37 @@ func readyEqual(a, b *kustomizev1.Kustomization) bool {
 	return ra.Status == rb.Status && ra.Message == rb.Message && ra.LastTransitionTime.Equal(&rb.LastTransitionTime)
 }
 
-// sourceChanged passes GitRepository events that change the repository the tracker reads or the revision it
-// fetched (what its objects will apply next).
+// sourceChanged passes source events that change the repository the tracker reads or the revision it fetched
+// (what its objects will apply next).
 type sourceChanged struct{ predicate.Funcs }
 
 func (sourceChanged) Create(event.CreateEvent) bool   { return true }
 func (sourceChanged) Delete(event.DeleteEvent) bool   { return false }
 func (sourceChanged) Generic(event.GenericEvent) bool { return false }
 func (sourceChanged) Update(e event.UpdateEvent) bool {
-	o, okOld := e.ObjectOld.(*sourcev1.GitRepository)
-	n, okNew := e.ObjectNew.(*sourcev1.GitRepository)
-	if !okOld || !okNew {
-		return false
-	}
-	return o.Spec.URL != n.Spec.URL || !mapsEqual(o.Annotations, n.Annotations) || artifactRevision(o) != artifactRevision(n)
+	o, n := sourceView(e.ObjectOld), sourceView(e.ObjectNew)
+	return o != n || !mapsEqual(e.ObjectOld.GetAnnotations(), e.ObjectNew.GetAnnotations())
 }
 
-func artifactRevision(s *sourcev1.GitRepository) string {
-	if s.Status.Artifact == nil {
-		return ""
+// sourceFacts is what of a source the tracker reads: its URL, artifact revision and the artifact's recorded origin.
+type sourceFacts struct{ url, revision, origin string }
+
+func sourceView(o client.Object) sourceFacts {
+	switch s := o.(type) {
+	case *sourcev1.GitRepository:
+		f := sourceFacts{url: s.Spec.URL}
+		if s.Status.Artifact != nil {
+			f.revision = s.Status.Artifact.Revision
+		}
+		return f
+	case *sourcev1.OCIRepository:
+		f := sourceFacts{url: s.Spec.URL}
+		if a := s.Status.Artifact; a != nil {
+			f.revision, f.origin = a.Revision, a.Metadata["org.opencontainers.image.revision"]+" "+a.Metadata["org.opencontainers.image.source"]
+		}
+		return f
 	}
-	return s.Status.Artifact.Revision
+	return sourceFacts{}
 }
 
 func mapsEqual(a, b map[string]string) bool {

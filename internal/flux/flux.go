@@ -11,6 +11,7 @@ import (
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/revision"
 )
@@ -47,6 +48,9 @@ type Deployment struct {
 	RepositoryOverride string
 	// Provider is the provider annotation's value, empty for automatic.
 	Provider string
+	// OCIURL and OCIDigest name the applied OCI artifact, for OCIRepository sources.
+	OCIURL    string
+	OCIDigest string
 	// ExporterInfoPath is set when an annotation overrides the default path (empty value disables).
 	ExporterInfoPath    string
 	HasExporterInfoPath bool
@@ -68,9 +72,9 @@ type Deployment struct {
 	FailingSince      time.Time
 }
 
-// FromKustomization builds the Deployment for k; src is its GitRepository, or nil when it has another
-// source kind or is not (yet) in the cache.
-func FromKustomization(k *kustomizev1.Kustomization, src *sourcev1.GitRepository) Deployment {
+// FromKustomization builds the Deployment for k; src is its GitRepository or OCIRepository, or nil when it has
+// another source kind or is not (yet) in the cache.
+func FromKustomization(k *kustomizev1.Kustomization, src client.Object) Deployment {
 	d := Deployment{
 		UID:             string(k.UID),
 		Kind:            KindKustomization,
@@ -87,17 +91,22 @@ func FromKustomization(k *kustomizev1.Kustomization, src *sourcev1.GitRepository
 	if d.SourceKind == KindOCIRepository {
 		d.Revision = k.Status.LastAppliedOriginRevision
 	}
-	if src != nil {
-		if a := src.Status.Artifact; a != nil {
+	switch s := src.(type) {
+	case *sourcev1.GitRepository:
+		if a := s.Status.Artifact; a != nil {
 			d.SourceRevision, d.SourceFetched = a.Revision, a.LastUpdateTime.Time
 			if sameCommit(a.Revision, d.Revision) {
 				d.Fetched = a.LastUpdateTime.Time
 			}
 		}
-		d.RepositoryURL = src.Spec.URL
-		d.RepositoryOverride = src.Annotations[AnnotationRepository]
-		d.Provider = src.Annotations[AnnotationProvider]
-		d.ExporterInfoPath, d.HasExporterInfoPath = src.Annotations[AnnotationExporterInfoPath]
+		d.RepositoryURL = s.Spec.URL
+	case *sourcev1.OCIRepository:
+		fromOCIRepository(&d, k, s)
+	}
+	if src != nil {
+		d.RepositoryOverride = src.GetAnnotations()[AnnotationRepository]
+		d.Provider = src.GetAnnotations()[AnnotationProvider]
+		d.ExporterInfoPath, d.HasExporterInfoPath = src.GetAnnotations()[AnnotationExporterInfoPath]
 	}
 	if v, ok := k.Annotations[AnnotationRepository]; ok && v != "" {
 		d.RepositoryOverride = v
@@ -115,6 +124,36 @@ func FromKustomization(k *kustomizev1.Kustomization, src *sourcev1.GitRepository
 		d.FailingSince = ready.LastTransitionTime.Time
 	}
 	return d
+}
+
+// OCI manifest annotations source-controller copies into status.artifact.metadata.
+const (
+	ociRevisionAnnotation = "org.opencontainers.image.revision"
+	ociSourceAnnotation   = "org.opencontainers.image.source"
+)
+
+// fromOCIRepository fills d from an OCIRepository: the repository and commit come from the artifact's
+// org.opencontainers.image.source and .revision annotations; the artifact (ref and digest) is kept so its
+// exporter-info layer can be read.
+func fromOCIRepository(d *Deployment, k *kustomizev1.Kustomization, s *sourcev1.OCIRepository) {
+	d.OCIURL = s.Spec.URL
+	if _, digest, ok := strings.Cut(k.Status.LastAppliedRevision, "@"); ok {
+		d.OCIDigest = digest
+	} else if strings.HasPrefix(k.Status.LastAppliedRevision, "sha256:") {
+		d.OCIDigest = k.Status.LastAppliedRevision
+	}
+	a := s.Status.Artifact
+	if a == nil {
+		return
+	}
+	d.RepositoryURL = a.Metadata[ociSourceAnnotation]
+	d.SourceRevision, d.SourceFetched = a.Metadata[ociRevisionAnnotation], a.LastUpdateTime.Time
+	if a.Revision == k.Status.LastAppliedRevision {
+		d.Fetched = a.LastUpdateTime.Time
+		if d.Revision == "" {
+			d.Revision = a.Metadata[ociRevisionAnnotation]
+		}
+	}
 }
 
 // sameCommit reports whether two revisions name the same commit; unparsable ones never do.

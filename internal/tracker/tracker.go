@@ -15,6 +15,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits/oci"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/exporterinfo"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/flux"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/latency"
@@ -75,6 +76,14 @@ type Options struct {
 	CommitTime commits.TimeSource
 	// ExporterInfoPath is where exporter-info.json sits in the manifests repository; empty disables it.
 	ExporterInfoPath string
+	// Artifacts reads applied OCI artifacts, whose exporter-info layer names the head commit's upstream commits;
+	// nil disables it.
+	Artifacts ArtifactReader
+}
+
+// ArtifactReader reads an OCI artifact's annotations and exporter-info layer; *oci.Client implements it.
+type ArtifactReader interface {
+	Artifact(ctx context.Context, ref, digest string) (oci.Artifact, error)
 }
 
 // Tracker records per-commit latency for Flux applies.
@@ -197,8 +206,11 @@ func (t *Tracker) Process(ctx context.Context, d flux.Deployment) (res Result, e
 
 	delivered := make([]latency.DeliveredCommit, 0, len(rng.Commits))
 	export := entry.Export
-	for _, c := range rng.Commits {
+	for i, c := range rng.Commits {
 		upstream, id, err := t.upstream(ctx, src, d, c.SHA, attrs, log)
+		if i == len(rng.Commits)-1 && err == nil {
+			upstream, id, err = t.artifactUpstream(ctx, d, upstream, id, attrs, log)
+		}
 		if err != nil {
 			return Result{}, err
 		}
@@ -266,11 +278,45 @@ func (t *Tracker) upstream(ctx context.Context, src Source, d flux.Deployment, s
 		log.Warn("bad exporter info: commit recorded without upstream stage", "commit", sha, "path", path, "error", err)
 		return nil, "", nil
 	}
+	return upstreamCommits(info), info.ID(), nil
+}
+
+// artifactUpstream reads the applied OCI artifact's exporter-info layer, which names the upstream commits of the
+// head commit; without an artifact or a layer, the git answer (upstream, id) stands.
+func (t *Tracker) artifactUpstream(ctx context.Context, d flux.Deployment, upstream []latency.UpstreamCommit, id string, attrs telemetry.ObjectAttributes, log *slog.Logger) ([]latency.UpstreamCommit, string, error) {
+	if t.opts.Artifacts == nil || d.OCIURL == "" || d.OCIDigest == "" || t.exporterInfoPath(d) == "" {
+		return upstream, id, nil
+	}
+	a, err := t.opts.Artifacts.Artifact(ctx, d.OCIURL, d.OCIDigest)
+	switch {
+	case errors.Is(err, commits.ErrNotFound):
+		return upstream, id, nil
+	case errors.Is(err, commits.ErrTooLarge):
+		t.opts.Recorder.AddError(ctx, telemetry.ReasonExporterInfo, attrs)
+		log.Warn("exporter info layer too large: commit recorded without upstream stage", "artifact", d.OCIDigest, "error", err)
+		return nil, "", nil
+	case err != nil:
+		t.opts.Recorder.AddError(ctx, telemetry.ReasonOCI, attrs)
+		return nil, "", fmt.Errorf("read OCI artifact %s: %w", d.OCIDigest, err)
+	case a.ExporterInfo == nil:
+		return upstream, id, nil
+	}
+	info, err := exporterinfo.Decode(a.ExporterInfo)
+	if err != nil {
+		t.opts.Recorder.AddError(ctx, telemetry.ReasonExporterInfo, attrs)
+		log.Warn("bad exporter info layer: commit recorded without upstream stage", "artifact", d.OCIDigest, "error", err)
+		return nil, "", nil
+	}
+	return upstreamCommits(info), info.ID(), nil
+}
+
+// upstreamCommits lists an export's upstream commits for the latency stages.
+func upstreamCommits(info exporterinfo.Info) []latency.UpstreamCommit {
 	out := make([]latency.UpstreamCommit, 0, len(info.Commits))
 	for _, u := range info.Commits {
 		out = append(out, latency.UpstreamCommit{SHA: u.Hash, Time: u.Time})
 	}
-	return out, info.ID(), nil
+	return out
 }
 
 // baselineExport identifies the exporter-info.json at a new baseline, so commits after it that leave the file
