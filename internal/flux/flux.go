@@ -48,6 +48,8 @@ type Deployment struct {
 	RepositoryOverride string
 	// Provider is the provider annotation's value, empty for automatic.
 	Provider string
+	// SourceSecretName is the source's spec.secretRef (in SourceNamespace): its credentials.
+	SourceSecretName string
 	// OCIURL and OCIDigest name the applied OCI artifact, for OCIRepository sources.
 	OCIURL    string
 	OCIDigest string
@@ -100,6 +102,9 @@ func FromKustomization(k *kustomizev1.Kustomization, src client.Object) Deployme
 			}
 		}
 		d.RepositoryURL = s.Spec.URL
+		if s.Spec.SecretRef != nil {
+			d.SourceSecretName = s.Spec.SecretRef.Name
+		}
 	case *sourcev1.OCIRepository:
 		fromOCIRepository(&d, k, s)
 	}

@@ -1,6 +1,7 @@
 package tracker
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/url"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/flux"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/sourceauth"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/telemetry"
 )
 
@@ -18,10 +20,13 @@ const (
 	ProviderGit    = "git"
 )
 
-// GitProvider binds the plain-git provider to one clone URL.
+// GitProvider binds the plain-git provider to one clone URL and its credentials.
 type GitProvider interface {
-	ForURL(cloneURL string) commits.Provider
+	ForURLWithAuth(cloneURL string, auth sourceauth.Auth) commits.Provider
 }
+
+// SecretReader returns the data of the Secret namespace/name.
+type SecretReader func(ctx context.Context, namespace, name string) (map[string][]byte, error)
 
 // Providers picks the commit provider for a Deployment's repository: the GitHub API for GitHub hosts, plain git
 // for the rest, or what the provider annotation asks for.
@@ -31,6 +36,9 @@ type Providers struct {
 	GitHubHosts []string
 	// Git serves every other repository; nil disables it.
 	Git GitProvider
+	// Secrets, when set, reads a source's secretRef for plain-git credentials (--git-read-source-secrets);
+	// without it every plain-git repository is read anonymously.
+	Secrets SecretReader
 }
 
 // Source is where a Deployment's commits are looked up.
@@ -50,7 +58,7 @@ func (s Source) lookupReason() string {
 }
 
 // For returns the provider and repository identity for d.
-func (p Providers) For(d flux.Deployment) (Source, error) {
+func (p Providers) For(ctx context.Context, d flux.Deployment) (Source, error) {
 	kind := strings.ToLower(d.Provider)
 	if kind != "" && kind != ProviderGitHub && kind != ProviderGit {
 		return Source{}, fmt.Errorf("annotation %s: unknown provider %q (want %s or %s)", flux.AnnotationProvider, d.Provider, ProviderGitHub, ProviderGit)
@@ -91,7 +99,27 @@ func (p Providers) For(d flux.Deployment) (Source, error) {
 	if err != nil {
 		return Source{}, err
 	}
-	return Source{Provider: p.Git.ForURL(raw), Repository: repo, Kind: ProviderGit}, nil
+	auth, err := p.gitAuth(ctx, d)
+	if err != nil {
+		return Source{}, err
+	}
+	return Source{Provider: p.Git.ForURLWithAuth(raw, auth), Repository: repo, Kind: ProviderGit}, nil
+}
+
+// gitAuth reads the credentials in the source's secretRef, when reading them is enabled.
+func (p Providers) gitAuth(ctx context.Context, d flux.Deployment) (sourceauth.Auth, error) {
+	if p.Secrets == nil || d.SourceSecretName == "" {
+		return sourceauth.Auth{}, nil
+	}
+	data, err := p.Secrets(ctx, d.SourceNamespace, d.SourceSecretName)
+	if err != nil {
+		return sourceauth.Auth{}, fmt.Errorf("read secret %s/%s of %s %s/%s: %w", d.SourceNamespace, d.SourceSecretName, d.SourceKind, d.SourceNamespace, d.SourceName, err)
+	}
+	auth, err := sourceauth.FromSecretData(data)
+	if err != nil {
+		return sourceauth.Auth{}, fmt.Errorf("secret %s/%s: %w", d.SourceNamespace, d.SourceSecretName, err)
+	}
+	return auth, nil
 }
 
 func (p Providers) github(repo commits.Repository) (Source, error) {

@@ -1,11 +1,14 @@
 package tracker_test
 
 import (
+	"context"
+	"errors"
 	"strings"
 	"testing"
 
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/flux"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/sourceauth"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/tracker"
 )
 
@@ -17,7 +20,13 @@ type namedProvider struct {
 
 type gitProviders struct{}
 
-func (gitProviders) ForURL(url string) commits.Provider { return namedProvider{name: "git " + url} }
+func (gitProviders) ForURLWithAuth(url string, auth sourceauth.Auth) commits.Provider {
+	name := "git " + url
+	if !auth.Empty() {
+		name += " as " + auth.Username
+	}
+	return namedProvider{name: name}
+}
 
 func TestProvidersFor(t *testing.T) {
 	p := tracker.Providers{GitHub: namedProvider{name: "github"}, GitHubHosts: []string{"github.com", "ghe.example.com"}, Git: gitProviders{}}
@@ -44,7 +53,7 @@ func TestProvidersFor(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			src, err := p.For(tt.d)
+			src, err := p.For(t.Context(), tt.d)
 			if tt.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.err) {
 					t.Fatalf("error = %v, want one containing %q", err, tt.err)
@@ -68,7 +77,42 @@ func TestProvidersFor(t *testing.T) {
 			}
 		})
 	}
-	if _, err := (tracker.Providers{GitHubHosts: []string{"github.com"}}).For(flux.Deployment{RepositoryURL: "https://git.example.com/a/b"}); err == nil {
+	if _, err := (tracker.Providers{GitHubHosts: []string{"github.com"}}).For(t.Context(), flux.Deployment{RepositoryURL: "https://git.example.com/a/b"}); err == nil {
 		t.Error("plain git served with the git provider disabled")
+	}
+}
+
+func TestProvidersReadSourceSecrets(t *testing.T) {
+	d := flux.Deployment{RepositoryURL: "https://git.example.com/team/app.git", SourceKind: "GitRepository", SourceNamespace: "flux-system", SourceName: "app", SourceSecretName: "app-auth"}
+	secrets := map[string]map[string][]byte{"flux-system/app-auth": {"username": []byte("bot"), "password": []byte("s3cret")}}
+	read := func(_ context.Context, ns, name string) (map[string][]byte, error) {
+		data, ok := secrets[ns+"/"+name]
+		if !ok {
+			return nil, errors.New("secret " + name + " not found")
+		}
+		return data, nil
+	}
+	with := tracker.Providers{GitHubHosts: []string{"github.com"}, Git: gitProviders{}, Secrets: read}
+	src, err := with.For(t.Context(), d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := src.Provider.(namedProvider).name; got != "git https://git.example.com/team/app.git as bot" {
+		t.Errorf("provider = %q, want one with the secret's credentials", got)
+	}
+	// Without --git-read-source-secrets the secret is not read.
+	src, err = tracker.Providers{GitHubHosts: []string{"github.com"}, Git: gitProviders{}}.For(t.Context(), d)
+	if err != nil || src.Provider.(namedProvider).name != "git https://git.example.com/team/app.git" {
+		t.Errorf("anonymous provider = %v, %v", src.Provider, err)
+	}
+	// A missing or invalid secret is a clear error that does not leak its content.
+	d.SourceSecretName = "missing"
+	if _, err := with.For(t.Context(), d); err == nil || !strings.Contains(err.Error(), "flux-system/missing") {
+		t.Errorf("missing secret: %v", err)
+	}
+	secrets["flux-system/bad"] = map[string][]byte{"password": []byte("s3cret")}
+	d.SourceSecretName = "bad"
+	if _, err := with.For(t.Context(), d); err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("invalid secret: %v", err)
 	}
 }

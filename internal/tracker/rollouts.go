@@ -33,7 +33,7 @@ func (t *Tracker) Rollouts() []telemetry.RolloutState {
 // observeRollout updates d's stuck-rollout state: failing since Flux's Ready=False transition on an unapplied
 // attempt; pending since the oldest commit the source has fetched beyond the applied revision.
 func (t *Tracker) observeRollout(ctx context.Context, d flux.Deployment, attrs telemetry.ObjectAttributes, log *slog.Logger) {
-	src, srcErr := t.opts.Providers(d)
+	src, srcErr := t.opts.Providers(ctx, d)
 	if srcErr == nil {
 		attrs.Repository = src.Repository.String()
 	}

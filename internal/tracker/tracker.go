@@ -60,7 +60,7 @@ type Recorder interface {
 }
 
 // ProviderFor returns the commit provider and repository of a Deployment; Providers.For is the usual one.
-type ProviderFor func(d flux.Deployment) (Source, error)
+type ProviderFor func(ctx context.Context, d flux.Deployment) (Source, error)
 
 // Options configures a Tracker.
 type Options struct {
@@ -166,7 +166,7 @@ func (t *Tracker) Process(ctx context.Context, d flux.Deployment) (res Result, e
 		return Result{Outcome: Unchanged}, t.checkpoint(ctx, d, observed, entry.Export)
 	}
 
-	src, err := t.opts.Providers(d)
+	src, err := t.opts.Providers(ctx, d)
 	provider, repo := src.Provider, src.Repository
 	if err != nil {
 		t.opts.Recorder.AddError(ctx, telemetry.ReasonRepositoryURL, attrs)
@@ -325,7 +325,7 @@ func (t *Tracker) baselineExport(ctx context.Context, d flux.Deployment, sha str
 	if t.exporterInfoPath(d) == "" {
 		return ""
 	}
-	src, err := t.opts.Providers(d)
+	src, err := t.opts.Providers(ctx, d)
 	if err != nil {
 		return ""
 	}

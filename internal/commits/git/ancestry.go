@@ -3,6 +3,7 @@ package git
 import (
 	"container/heap"
 	"context"
+	"errors"
 
 	"github.com/go-git/go-git/v5/plumbing"
 
@@ -33,6 +34,9 @@ type loadFunc func(h plumbing.Hash) (*node, error)
 //
 // Cost is proportional to the commits between the two and their merge base, never the whole history,
 // except for the rare side-branch base whose verification may walk further.
+//
+// History may be incomplete (a shallow server): a commit the answer needs that load cannot find is an
+// error, never a guess; one below a common ancestor cannot change the answer and is skipped.
 func rangeOf(ctx context.Context, load loadFunc, base, head plumbing.Hash) (commits.Range, error) {
 	if base == head {
 		return commits.Range{Status: commits.Identical}, nil
@@ -190,6 +194,11 @@ func (p *painter) mark(h plumbing.Hash, add uint8) error {
 	}
 	n, err := p.load(h)
 	if err != nil {
+		if now&stale != 0 && errors.Is(err, plumbing.ErrObjectNotFound) {
+			// A stale commit cannot change an answer, so one missing (past a shallow boundary) is not
+			// needed; a commit with stale already has every flag, so it is never marked again.
+			return nil
+		}
 		return err
 	}
 	p.seq++

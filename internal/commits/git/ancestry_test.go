@@ -2,6 +2,7 @@ package git
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -216,17 +217,91 @@ func TestRangeOfCostIsLocal(t *testing.T) {
 	}
 }
 
-func TestRangeOfMissingParent(t *testing.T) {
-	hashes, load, _ := dag(t, linear(3))
-	broken := func(h plumbing.Hash) (*node, error) {
-		if h == hashes[0] {
+// TestRangeOfMissingCommits walks histories with commits missing, as past a shallow boundary: an
+// answer that needs a missing commit is an error, one that does not is exact.
+func TestRangeOfMissingCommits(t *testing.T) {
+	// 0 ─ 1 ─ 2 ─ 3 on main, 0 ─ 4 on a side branch.
+	specs := append(linear(4), spec{parents: []int{0}, when: 10})
+	for _, tc := range []struct {
+		name       string
+		missing    []int
+		base, head int
+		want       commits.RangeStatus // "" wants an error
+	}{
+		{name: "behind, root missing below the common ancestor", missing: []int{0}, base: 3, head: 1, want: commits.Behind},
+		{name: "ahead, history below base missing", missing: []int{0, 1}, base: 2, head: 3, want: commits.Ahead},
+		{name: "diverged needs the missing merge base", missing: []int{0}, base: 4, head: 3},
+		{name: "ahead needs a missing commit in between", missing: []int{2}, base: 1, head: 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := checkRangeMissing(t, specs, tc.missing, tc.base, tc.head)
+			switch {
+			case tc.want == "" && !errors.Is(err, plumbing.ErrObjectNotFound):
+				t.Fatalf("got %+v, %v; want an error for the missing history", got, err)
+			case tc.want != "" && (err != nil || got != tc.want):
+				t.Fatalf("got %s, %v; want %s", got, err, tc.want)
+			}
+		})
+	}
+}
+
+// checkRangeMissing runs rangeOf on specs with the missing commits absent and fails unless it errs
+// with plumbing.ErrObjectNotFound or answers as the reference does on the complete history.
+func checkRangeMissing(t *testing.T, specs []spec, missing []int, base, head int) (commits.RangeStatus, error) {
+	t.Helper()
+	hashes, load, _ := dag(t, specs)
+	gone := map[plumbing.Hash]bool{}
+	for _, m := range missing {
+		gone[hashes[m]] = true
+	}
+	partial := func(h plumbing.Hash) (*node, error) {
+		if gone[h] {
 			return nil, plumbing.ErrObjectNotFound
 		}
 		return load(h)
 	}
-	if _, err := rangeOf(context.Background(), broken, hashes[2], hashes[1]); err == nil {
-		t.Fatal("want an error for a history with a missing commit")
+	got, err := rangeOf(context.Background(), partial, hashes[base], hashes[head])
+	if err != nil {
+		if !errors.Is(err, plumbing.ErrObjectNotFound) {
+			t.Fatalf("range %d..%d: %v", base, head, err)
+		}
+		return "", err
 	}
+	status, chain := reference(specs, base, head)
+	var gotSHAs, want []string
+	for _, c := range got.Commits {
+		gotSHAs = append(gotSHAs, c.SHA)
+	}
+	for _, c := range chain {
+		want = append(want, hashes[c].String())
+	}
+	kept := max(0, len(want)-commits.MaxRangeCommits)
+	if got.Status != status || !slices.Equal(gotSHAs, want[kept:]) {
+		t.Fatalf("range %d..%d with %v missing = %s %v, want %s %v: a wrong answer, not an error",
+			base, head, missing, got.Status, index(hashes, gotSHAs), status, chain)
+	}
+	return got.Status, nil
+}
+
+// FuzzRangeOfMissingCommits removes random commits (never base or head) from random DAGs: rangeOf must
+// answer exactly or fail, never answer wrongly.
+func FuzzRangeOfMissingCommits(f *testing.F) {
+	f.Add([]byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, uint64(0b1010))
+	f.Add([]byte{20, 3, 7, 200, 13, 1, 99, 0, 4, 4, 4, 4, 8, 250, 17, 33, 2, 9}, uint64(1))
+	f.Add([]byte{40, 255, 255, 255, 0, 0, 0, 128, 64, 32, 16, 8, 4, 2, 1, 0, 77, 1, 2, 3, 4, 5, 6, 7, 8}, uint64(0xf0f0))
+	f.Fuzz(func(t *testing.T, data []byte, mask uint64) {
+		specs, base, head, ok := randomDAG(data)
+		if !ok {
+			return
+		}
+		var missing []int
+		for i := range specs {
+			if i != base && i != head && i < 64 && mask&(1<<i) != 0 {
+				missing = append(missing, i)
+			}
+		}
+		_, _ = checkRangeMissing(t, specs, missing, base, head) // an error is a valid answer; a wrong one fails
+	})
 }
 
 // FuzzRangeOf compares rangeOf with the brute-force reference on random DAGs with random (skewed,
@@ -236,36 +311,43 @@ func FuzzRangeOf(f *testing.F) {
 	f.Add([]byte{20, 3, 7, 200, 13, 1, 99, 0, 4, 4, 4, 4, 8, 250, 17, 33, 2, 9})
 	f.Add([]byte{40, 255, 255, 255, 0, 0, 0, 128, 64, 32, 16, 8, 4, 2, 1, 0, 77, 1, 2, 3, 4, 5, 6, 7, 8})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		if len(data) < 4 {
-			return
+		if specs, base, head, ok := randomDAG(data); ok {
+			checkRange(t, specs, base, head)
 		}
-		next := func() int {
-			if len(data) == 0 {
-				return 0
-			}
-			b := data[0]
-			data = data[1:]
-			return int(b)
-		}
-		n := 2 + next()%40
-		base, head := next()%n, next()%n
-		specs := make([]spec, n)
-		for i := 1; i < n; i++ {
-			b := next()
-			nparents := []int{1, 1, 1, 2, 2, 3, 0, 1}[b%8] // mostly chains, some merges, few roots
-			seen := map[int]bool{}
-			for range nparents {
-				p := next() % i
-				if i > 1 && next()%4 != 0 {
-					p = i - 1 - p%min(i, 3) // prefer recent parents: longer first-parent chains
-				}
-				if !seen[p] {
-					seen[p] = true
-					specs[i].parents = append(specs[i].parents, p)
-				}
-			}
-			specs[i].when = int64(i*2 + (b>>3)%7 - 3) // roughly increasing, with skew and ties
-		}
-		checkRange(t, specs, base, head)
 	})
+}
+
+// randomDAG builds a DAG of up to 41 commits from data, with a base and a head among them.
+func randomDAG(data []byte) (specs []spec, base, head int, ok bool) {
+	if len(data) < 4 {
+		return nil, 0, 0, false
+	}
+	next := func() int {
+		if len(data) == 0 {
+			return 0
+		}
+		b := data[0]
+		data = data[1:]
+		return int(b)
+	}
+	n := 2 + next()%40
+	base, head = next()%n, next()%n
+	specs = make([]spec, n)
+	for i := 1; i < n; i++ {
+		b := next()
+		nparents := []int{1, 1, 1, 2, 2, 3, 0, 1}[b%8] // mostly chains, some merges, few roots
+		seen := map[int]bool{}
+		for range nparents {
+			p := next() % i
+			if i > 1 && next()%4 != 0 {
+				p = i - 1 - p%min(i, 3) // prefer recent parents: longer first-parent chains
+			}
+			if !seen[p] {
+				seen[p] = true
+				specs[i].parents = append(specs[i].parents, p)
+			}
+		}
+		specs[i].when = int64(i*2 + (b>>3)%7 - 3) // roughly increasing, with skew and ties
+	}
+	return specs, base, head, true
 }

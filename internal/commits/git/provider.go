@@ -86,8 +86,8 @@ type Provider struct {
 	waitMin      time.Duration
 	waitMax      time.Duration
 
-	nodes  *lru.Cache[objectKey, *node]
-	files  *lru.Cache[fileKey, fileEntry]
+	nodes *lru.Cache[objectKey, *node]
+	files *lru.Cache[fileKey, fileEntry]
 	// access holds prepared credentials (parsed keys and known_hosts) by access key.
 	access *lru.Cache[string, accessEntry]
 	flight singleflight.Group

@@ -11,6 +11,7 @@ import (
 	"crypto/subtle"
 	"encoding/pem"
 	"io"
+	"log"
 	"net/http"
 	"net/http/cgi"
 	"net/http/httptest"
@@ -103,6 +104,7 @@ func NewServer(t testing.TB, root string, opts ServerOptions) *Server {
 		}
 		handler.ServeHTTP(w, r)
 	}))
+	s.srv.Config.ErrorLog = log.New(io.Discard, "", 0) // TLS handshakes clients refuse, on purpose
 	if opts.TLS {
 		s.srv.StartTLS()
 	} else {

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/ssh"
+
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits/git/gittest"
 )
 
@@ -77,5 +79,107 @@ func TestFastImport(t *testing.T) {
 	}
 	if got := repo.Git("show", next+":keep.txt"); got != "x" {
 		t.Fatalf("keep.txt = %q", got)
+	}
+}
+
+func TestServerAuth(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		opts      gittest.ServerOptions
+		set       func(*http.Request)
+		challenge string
+	}{
+		{"basic", gittest.ServerOptions{Username: "u", Password: "p"}, func(r *http.Request) { r.SetBasicAuth("u", "p") }, "Basic"},
+		{"bearer", gittest.ServerOptions{BearerToken: "tok"}, func(r *http.Request) { r.Header.Set("Authorization", "Bearer tok") }, "Bearer"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			srv := gittest.NewServer(t, root, tc.opts)
+			gittest.NewRepo(t, filepath.Join(root, "r")).Commit("c", nil)
+			get := func(set func(*http.Request)) *http.Response {
+				req, err := http.NewRequest(http.MethodGet, srv.URL("r")+"/info/refs?service=git-upload-pack", nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if set != nil {
+					set(req)
+				}
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				_ = resp.Body.Close()
+				return resp
+			}
+			if resp := get(nil); resp.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), tc.challenge) {
+				t.Fatalf("anonymous: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+			}
+			wrong := func(r *http.Request) {
+				r.SetBasicAuth("u", "wrong")
+				r.Header.Set("Authorization", r.Header.Get("Authorization")+"x")
+			}
+			if resp := get(wrong); resp.StatusCode != http.StatusUnauthorized {
+				t.Fatalf("wrong credentials: %d", resp.StatusCode)
+			}
+			if resp := get(tc.set); resp.StatusCode != http.StatusOK {
+				t.Fatalf("right credentials: %d", resp.StatusCode)
+			}
+			if srv.InfoRefs() != 3 {
+				t.Fatalf("%d ref advertisements counted, want 3", srv.InfoRefs())
+			}
+		})
+	}
+}
+
+func TestSSHServerServesUploadPack(t *testing.T) {
+	root := t.TempDir()
+	identity, public := gittest.NewSSHKey(t, "")
+	srv := gittest.NewSSHServer(t, root, public)
+	head := gittest.NewRepo(t, filepath.Join(root, "r")).Commit("c", nil)
+	signer, err := ssh.ParsePrivateKey(identity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, pub, _, _, err := ssh.ParseKnownHosts(srv.KnownHosts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(srv.URL("r"), "ssh://git@127.0.0.1:") {
+		t.Fatalf("URL %s", srv.URL("r"))
+	}
+	client, err := ssh.Dial("tcp", srv.Addr(), &ssh.ClientConfig{
+		User: "git", Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)}, HostKeyCallback: ssh.FixedHostKey(pub),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = client.Close() }()
+	session, err := client.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The ref advertisement names HEAD; then a flush-pkt from us ends the conversation.
+	session.Stdin = strings.NewReader("0000")
+	out, err := session.Output("git-upload-pack '/r'")
+	if err != nil {
+		t.Fatalf("upload-pack: %v: %s", err, out)
+	}
+	if !strings.Contains(string(out), head) {
+		t.Fatalf("advertisement %q does not name %s", out, head)
+	}
+	if srv.UploadPacks() != 1 || srv.Handshakes() != 1 {
+		t.Fatalf("%d upload-packs, %d handshakes", srv.UploadPacks(), srv.Handshakes())
+	}
+
+	// A key the server was not told about is refused.
+	stranger, _ := gittest.NewSSHKey(t, "")
+	other, err := ssh.ParsePrivateKey(stranger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ssh.Dial("tcp", srv.Addr(), &ssh.ClientConfig{
+		User: "git", Auth: []ssh.AuthMethod{ssh.PublicKeys(other)}, HostKeyCallback: ssh.FixedHostKey(pub),
+	}); err == nil || !strings.Contains(err.Error(), "unable to authenticate") {
+		t.Fatalf("stranger's key: %v", err)
 	}
 }
