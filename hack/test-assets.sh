@@ -34,9 +34,12 @@ if [ ! -x "$assets/kube-apiserver" ]; then
   mv "$assets/kube-apiserver.tmp" "$assets/kube-apiserver"
 fi
 
-# Flux CRDs: the config/crd/bases folders of the controller modules, from the module cache.
-for mod in $(cd "$root" && go list -m -f '{{.Path}}@{{.Version}}' github.com/fluxcd/kustomize-controller/api github.com/fluxcd/source-controller/api); do
-  main_mod=${mod%/api@*}@${mod##*@}
+# Flux CRDs: the config/crd/bases folders of the controller modules, from the module cache. helm-controller's
+# api module is versioned apart from its main module: its CRDs come from a pinned release of the main module.
+helm_controller=github.com/fluxcd/helm-controller@v1.4.0
+for mod in $(cd "$root" && go list -m -f '{{.Path}}@{{.Version}}' github.com/fluxcd/kustomize-controller/api github.com/fluxcd/source-controller/api) "$helm_controller"; do
+  main_mod=${mod%/api@*}
+  [ "$main_mod" = "$mod" ] || main_mod=$main_mod@${mod##*@}
   dir=$(cd "$root" && go mod download -json "$main_mod" | sed -n 's/.*"Dir": "\(.*\)",/\1/p')
   if [ -z "$dir" ] || [ ! -d "$dir/config/crd/bases" ]; then
     log "no CRDs found for $main_mod"

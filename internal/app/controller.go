@@ -12,11 +12,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	helmv2 "github.com/fluxcd/helm-controller/api/v2"
 	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -26,6 +29,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -34,6 +38,7 @@ import (
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits/git"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits/github"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits/oci"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/controller"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/ledger"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/telemetry"
@@ -94,17 +99,37 @@ func runController(ctx context.Context, opts Options, deps Deps) (err error) {
 	if err != nil {
 		return usageError{err}
 	}
-	mgr, err := newManager(restCfg, opts)
+	mgr, helmAPIs, err := newManager(restCfg, opts)
 	if err != nil {
 		return err
+	}
+	if helmAPIs.Enabled() {
+		// A ClusterRole from before HelmRelease support must not stop the tracker.
+		var readErr error
+		if helmAPIs, readErr = helmAPIs.Readable(ctx, mgr.GetAPIReader(), opts.WatchNamespace); readErr != nil {
+			log.Warn("cannot list some HelmRelease-related kinds, not tracked: grant get/list/watch on them (config/deploy/rbac.yaml)", "error", readErr)
+		}
 	}
 	led, err := ledger.NewConfigMaps(ledger.ConfigMapsOptions{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Namespace: opts.Namespace})
 	if err != nil {
 		return err
 	}
+	artifacts, err := oci.New(oci.Options{
+		Insecure:       opts.OCIInsecure,
+		TracerProvider: tel.TracerProvider,
+		Logger:         log.With("component", "oci"),
+	})
+	if err != nil {
+		return fmt.Errorf("OCI client: %w", err)
+	}
+	providers := tracker.Providers{GitHub: gh, GitHubHosts: githubHosts(opts.GitHubAPIURL), Git: gitProvider}
+	if opts.GitReadSourceSecrets {
+		providers.Secrets = secretReader(mgr.GetAPIReader())
+	}
 	trk, err := tracker.New(tracker.Options{
 		Ledger:           led,
-		Providers:        tracker.Providers{GitHub: gh, GitHubHosts: githubHosts(opts.GitHubAPIURL), Git: gitProvider}.For,
+		Artifacts:        artifacts,
+		Providers:        providers.For,
 		Recorder:         metrics,
 		Tracer:           tel.TracerProvider.Tracer(telemetry.ScopeName),
 		Logger:           log,
@@ -131,7 +156,7 @@ func runController(ctx context.Context, opts Options, deps Deps) (err error) {
 		if err := led.Load(ctx); err != nil {
 			return fmt.Errorf("load ledger from namespace %s: %w", opts.Namespace, err)
 		}
-		if err := trk.Prune(ctx, objectExists(ctx, mgr.GetClient())); err != nil {
+		if err := trk.Prune(ctx, objectExists(ctx, mgr.GetClient(), helmAPIs.Enabled())); err != nil {
 			log.Warn("could not prune ledger entries of deleted objects", "error", err)
 		}
 		ledgerLoaded.Store(true)
@@ -145,6 +170,16 @@ func runController(ctx context.Context, opts Options, deps Deps) (err error) {
 	rec := &controller.KustomizationReconciler{Client: mgr.GetClient(), Processor: trk, Logger: log, Ready: loaded, Concurrency: opts.Concurrency}
 	if err := rec.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("set up Kustomization controller: %w", err)
+	}
+	if helmAPIs.Enabled() {
+		hrRec := &controller.HelmReleaseReconciler{Client: mgr.GetClient(), Processor: trk, Logger: log, Ready: loaded,
+			Concurrency: opts.Concurrency, OCI: helmAPIs.OCIRepository,
+			Recorded: func(uid string) string { e, _ := led.Get(uid); return e.Revision }}
+		if err := hrRec.SetupWithManager(ctx, mgr); err != nil {
+			return fmt.Errorf("set up HelmRelease controller: %w", err)
+		}
+	} else {
+		log.Info("HelmReleases not tracked: the cluster serves no helm.toolkit.fluxcd.io/v2 HelmRelease or source.toolkit.fluxcd.io/v1 HelmChart")
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return fmt.Errorf("add healthz: %w", err)
@@ -185,7 +220,7 @@ func restConfig(opts Options) (*rest.Config, error) {
 // Scheme holds the kinds the tracker reads.
 func Scheme() (*runtime.Scheme, error) {
 	s := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, kustomizev1.AddToScheme, sourcev1.AddToScheme} {
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, kustomizev1.AddToScheme, sourcev1.AddToScheme, helmv2.AddToScheme} {
 		if err := add(s); err != nil {
 			return nil, fmt.Errorf("build scheme: %w", err)
 		}
@@ -193,28 +228,49 @@ func Scheme() (*runtime.Scheme, error) {
 	return s, nil
 }
 
-func newManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
+// newManager builds the controller manager and reports which HelmRelease-related kinds the cluster serves.
+func newManager(cfg *rest.Config, opts Options) (ctrl.Manager, controller.HelmAPIs, error) {
+	var none controller.HelmAPIs
 	scheme, err := Scheme()
 	if err != nil {
-		return nil, err
+		return nil, none, err
 	}
 	kustomizations := cache.ByObject{Transform: stripKustomization}
+	helmReleases := cache.ByObject{Transform: stripHelmRelease}
 	if opts.WatchLabelSelector != "" {
 		sel, err := labels.Parse(opts.WatchLabelSelector)
 		if err != nil {
-			return nil, usageError{fmt.Errorf("invalid --watch-label-selector: %w", err)}
+			return nil, none, usageError{fmt.Errorf("invalid --watch-label-selector: %w", err)}
 		}
-		kustomizations.Label = sel
+		kustomizations.Label, helmReleases.Label = sel, sel
+	}
+	// The cache needs the kinds it is configured for to exist: HelmReleases only when helm-controller is installed.
+	httpClient, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return nil, none, fmt.Errorf("HTTP client for the API server: %w", err)
+	}
+	mapper, err := apiutil.NewDynamicRESTMapper(cfg, httpClient)
+	if err != nil {
+		return nil, none, fmt.Errorf("REST mapper: %w", err)
+	}
+	helmAPIs, err := controller.DiscoverHelmAPIs(mapper)
+	if err != nil {
+		return nil, none, err
+	}
+	byObject := map[client.Object]cache.ByObject{&kustomizev1.Kustomization{}: kustomizations}
+	if helmAPIs.Enabled() {
+		byObject[&helmv2.HelmRelease{}] = helmReleases
 	}
 	cacheOpts := cache.Options{
 		DefaultTransform: cache.TransformStripManagedFields(),
-		ByObject:         map[client.Object]cache.ByObject{&kustomizev1.Kustomization{}: kustomizations},
+		ByObject:         byObject,
 	}
 	if opts.WatchNamespace != "" {
 		cacheOpts.DefaultNamespaces = map[string]cache.Config{opts.WatchNamespace: {}}
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                        scheme,
+		MapperProvider:                func(*rest.Config, *http.Client) (apimeta.RESTMapper, error) { return mapper, nil },
 		Cache:                         cacheOpts,
 		Metrics:                       metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress:        opts.HealthAddr,
@@ -224,9 +280,9 @@ func newManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 		LeaderElectionReleaseOnCancel: true,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("controller manager: %w", err)
+		return nil, none, fmt.Errorf("controller manager: %w", err)
 	}
-	return mgr, nil
+	return mgr, helmAPIs, nil
 }
 
 // stripKustomization drops managedFields and the inventory, the largest parts of a cached Kustomization.
@@ -234,6 +290,16 @@ func stripKustomization(o any) (any, error) {
 	if k, ok := o.(*kustomizev1.Kustomization); ok {
 		k.ManagedFields = nil
 		k.Status.Inventory = nil
+	}
+	return o, nil
+}
+
+// stripHelmRelease drops managedFields, the inventory and the values, the largest parts of a cached HelmRelease.
+func stripHelmRelease(o any) (any, error) {
+	if hr, ok := o.(*helmv2.HelmRelease); ok {
+		hr.ManagedFields = nil
+		hr.Status.Inventory = nil
+		hr.Spec.Values = nil
 	}
 	return o, nil
 }
@@ -250,13 +316,21 @@ func githubHosts(apiURL string) []string {
 }
 
 // objectExists reports whether a ledger entry's object is still in the cache.
-func objectExists(ctx context.Context, c client.Client) func(ledger.Entry) (bool, error) {
+func objectExists(ctx context.Context, c client.Client, helmReleases bool) func(ledger.Entry) (bool, error) {
 	return func(e ledger.Entry) (bool, error) {
-		if e.Kind != kustomizev1.KustomizationKind {
+		var obj client.Object
+		switch e.Kind {
+		case kustomizev1.KustomizationKind:
+			obj = &kustomizev1.Kustomization{}
+		case helmv2.HelmReleaseKind:
+			if !helmReleases {
+				return true, nil // not watched: cannot be checked
+			}
+			obj = &helmv2.HelmRelease{}
+		default:
 			return true, nil
 		}
-		var k kustomizev1.Kustomization
-		err := c.Get(ctx, client.ObjectKey{Namespace: e.Namespace, Name: e.Name}, &k)
+		err := c.Get(ctx, client.ObjectKey{Namespace: e.Namespace, Name: e.Name}, obj)
 		if err == nil {
 			return true, nil
 		}
@@ -319,3 +393,14 @@ func metricsServer(addr string, trackerMetrics prometheus.Gatherer, log *slog.Lo
 type nonLeader struct{ manager.Runnable }
 
 func (nonLeader) NeedLeaderElection() bool { return false }
+
+// secretReader reads Secrets uncached, one get each: the tracker needs no list or watch on Secrets.
+func secretReader(r client.Reader) tracker.SecretReader {
+	return func(ctx context.Context, namespace, name string) (map[string][]byte, error) {
+		var s corev1.Secret
+		if err := r.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &s); err != nil {
+			return nil, err
+		}
+		return s.Data, nil
+	}
+}

@@ -38,8 +38,12 @@ type Options struct {
 	KubeAPIQPS           float32
 	KubeAPIBurst         int
 
-	GitHubAPIURL     string
-	GitCacheDir      string
+	GitHubAPIURL string
+	GitCacheDir  string
+	// GitReadSourceSecrets lets plain-git lookups use the credentials in a source's secretRef.
+	GitReadSourceSecrets bool
+	// OCIInsecure allows plain-HTTP OCI registries.
+	OCIInsecure      bool
 	CommitTime       string
 	ExporterInfoPath string
 
@@ -52,26 +56,28 @@ type Options struct {
 
 // envNames maps each flag to the environment variable that sets it when the flag is not given.
 var envNames = map[string]string{
-	"kubeconfig":             "KUBECONFIG",
-	"kube-context":           "KUBE_CONTEXT",
-	"namespace":              "RUNTIME_NAMESPACE",
-	"watch-namespace":        "WATCH_NAMESPACE",
-	"watch-label-selector":   "WATCH_LABEL_SELECTOR",
-	"enable-leader-election": "ENABLE_LEADER_ELECTION",
-	"cluster-name":           "CLUSTER_NAME",
-	"metrics-addr":           "METRICS_ADDR",
-	"health-addr":            "HEALTH_ADDR",
-	"concurrency":            "CONCURRENCY",
-	"kube-api-qps":           "KUBE_API_QPS",
-	"kube-api-burst":         "KUBE_API_BURST",
-	"github-api-url":         "GITHUB_API_URL",
-	"git-cache-dir":          "GIT_CACHE_DIR",
-	"commit-time":            "COMMIT_TIME",
-	"exporter-info-path":     "EXPORTER_INFO_PATH",
-	"log-level":              "LOG_LEVEL",
-	"telemetry-mode":         "TELEMETRY_MODE",
-	"telemetry-endpoint":     "TELEMETRY_ENDPOINT",
-	"telemetry-insecure":     "TELEMETRY_INSECURE",
+	"kubeconfig":              "KUBECONFIG",
+	"kube-context":            "KUBE_CONTEXT",
+	"namespace":               "RUNTIME_NAMESPACE",
+	"watch-namespace":         "WATCH_NAMESPACE",
+	"watch-label-selector":    "WATCH_LABEL_SELECTOR",
+	"enable-leader-election":  "ENABLE_LEADER_ELECTION",
+	"cluster-name":            "CLUSTER_NAME",
+	"metrics-addr":            "METRICS_ADDR",
+	"health-addr":             "HEALTH_ADDR",
+	"concurrency":             "CONCURRENCY",
+	"kube-api-qps":            "KUBE_API_QPS",
+	"kube-api-burst":          "KUBE_API_BURST",
+	"github-api-url":          "GITHUB_API_URL",
+	"git-cache-dir":           "GIT_CACHE_DIR",
+	"git-read-source-secrets": "GIT_READ_SOURCE_SECRETS",
+	"oci-insecure":            "OCI_INSECURE",
+	"commit-time":             "COMMIT_TIME",
+	"exporter-info-path":      "EXPORTER_INFO_PATH",
+	"log-level":               "LOG_LEVEL",
+	"telemetry-mode":          "TELEMETRY_MODE",
+	"telemetry-endpoint":      "TELEMETRY_ENDPOINT",
+	"telemetry-insecure":      "TELEMETRY_INSECURE",
 }
 
 // DefaultOptions returns the defaults shown in --help.
@@ -107,6 +113,8 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", o.KubeAPIBurst, "Kubernetes API request burst")
 	fs.StringVar(&o.GitHubAPIURL, "github-api-url", o.GitHubAPIURL, "GitHub API base URL; for GitHub Enterprise use https://HOST/api/v3")
 	fs.StringVar(&o.GitCacheDir, "git-cache-dir", o.GitCacheDir, "Folder for the bare mirrors of repositories not on GitHub, read with plain git (an emptyDir in a cluster)")
+	fs.BoolVar(&o.GitReadSourceSecrets, "git-read-source-secrets", o.GitReadSourceSecrets, "Read plain-git credentials from each GitRepository's spec.secretRef (needs get on those Secrets); off: anonymous")
+	fs.BoolVar(&o.OCIInsecure, "oci-insecure", o.OCIInsecure, "Allow plain-HTTP OCI registries when reading OCIRepository artifacts")
 	fs.StringVar(&o.CommitTime, "commit-time", o.CommitTime, "Which git time is a commit's time: committer or author")
 	fs.StringVar(&o.ExporterInfoPath, "exporter-info-path", o.ExporterInfoPath, "Path of exporter-info.json in the manifests repository; empty disables upstream commits")
 	fs.VisitAll(func(f *pflag.Flag) {

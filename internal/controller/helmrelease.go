@@ -67,6 +67,35 @@ func DiscoverHelmAPIs(mapper apimeta.RESTMapper) (HelmAPIs, error) {
 	return apis, errors.Join(errs...)
 }
 
+// Readable returns a with the kinds namespace ("" for all) forbids listing turned off, and an error naming them;
+// other API errors fail.
+func (a HelmAPIs) Readable(ctx context.Context, reader client.Reader, namespace string) (HelmAPIs, error) {
+	var forbidden []error
+	check := func(on *bool, list client.ObjectList) error {
+		if !*on {
+			return nil
+		}
+		err := reader.List(ctx, list, client.InNamespace(namespace), client.Limit(1))
+		switch {
+		case apierrors.IsForbidden(err):
+			*on = false
+			forbidden = append(forbidden, err)
+		case err != nil:
+			return fmt.Errorf("list %T: %w", list, err)
+		}
+		return nil
+	}
+	for _, c := range []struct {
+		on   *bool
+		list client.ObjectList
+	}{{&a.HelmRelease, &helmv2.HelmReleaseList{}}, {&a.HelmChart, &sourcev1.HelmChartList{}}, {&a.OCIRepository, &sourcev1.OCIRepositoryList{}}} {
+		if err := check(c.on, c.list); err != nil {
+			return HelmAPIs{}, err
+		}
+	}
+	return a, errors.Join(forbidden...)
+}
+
 // HelmReleaseReconciler feeds applied HelmRelease revisions to the tracker: releases whose chart a HelmChart
 // builds from a GitRepository, or that come from an OCIRepository.
 type HelmReleaseReconciler struct {
