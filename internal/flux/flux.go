@@ -168,14 +168,14 @@ func sameCommit(a, b string) bool {
 	return errA == nil && errB == nil && ra.Equal(rb)
 }
 
-// AppliedTime returns the Ready=True transition time when its message names revision, else zero.
-// Flux moves lastTransitionTime whenever the Ready message changes, so this is the time revision was applied.
-func AppliedTime(conditions []metav1.Condition, revision string) time.Time {
+// AppliedTime returns the Ready=True transition time when its message names the applied revision, else zero.
+// Flux moves lastTransitionTime whenever the Ready message changes, so this is the time it was applied.
+func AppliedTime(conditions []metav1.Condition, applied string) time.Time {
 	ready := apimeta.FindStatusCondition(conditions, meta.ReadyCondition)
-	if ready == nil || ready.Status != metav1.ConditionTrue || revision == "" {
+	if ready == nil || ready.Status != metav1.ConditionTrue || applied == "" {
 		return time.Time{}
 	}
-	if !strings.Contains(ready.Message, revision) {
+	if !strings.Contains(ready.Message, applied) {
 		return time.Time{}
 	}
 	return ready.LastTransitionTime.Time

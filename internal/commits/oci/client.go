@@ -322,7 +322,7 @@ func readLayer(img v1.Image, d v1.Descriptor) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer rc.Close()
+	defer func() { _ = rc.Close() }()
 	data, err := io.ReadAll(rc)
 	if err != nil {
 		return nil, err

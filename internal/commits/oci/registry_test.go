@@ -133,12 +133,6 @@ func (r *testRegistry) blobGETsOf(digest string) int {
 	return r.blobGETs[digest]
 }
 
-func (r *testRegistry) requestCount() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.requests
-}
-
 func (r *testRegistry) tamper(digest string, content []byte) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
