@@ -103,7 +103,7 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.KubeContext, "kube-context", o.KubeContext, "Kubeconfig context to use (default: the current context)")
 	fs.StringVar(&o.Namespace, "namespace", o.Namespace, "Namespace of the tracker's ledger ConfigMaps and leader-election lease (default: the in-cluster namespace, else flux-system)")
 	fs.StringVar(&o.WatchNamespace, "watch-namespace", o.WatchNamespace, "Only watch Flux objects in this namespace (default: all namespaces)")
-	fs.StringVar(&o.WatchLabelSelector, "watch-label-selector", o.WatchLabelSelector, "Only watch Kustomizations matching this label selector, e.g. team=payments")
+	fs.StringVar(&o.WatchLabelSelector, "watch-label-selector", o.WatchLabelSelector, "Only watch Kustomizations and HelmReleases matching this label selector, e.g. team=payments")
 	fs.BoolVar(&o.EnableLeaderElection, "enable-leader-election", o.EnableLeaderElection, "Elect a leader so that only one replica records")
 	fs.StringVar(&o.ClusterName, "cluster-name", o.ClusterName, "Value of the k8s.cluster.name attribute on every metric, span and log")
 	fs.StringVar(&o.MetricsAddr, "metrics-addr", o.MetricsAddr, "Address of the Prometheus /metrics endpoint")

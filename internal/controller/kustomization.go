@@ -1,5 +1,5 @@
-// Package controller wires the tracker into controller-runtime: it watches Flux Kustomizations and the
-// GitRepositories they use, and hands each applied revision to the tracker. It never writes Flux objects.
+// Package controller wires the tracker into controller-runtime: it watches Flux Kustomizations and HelmReleases
+// and the sources they use, and hands each applied revision to the tracker. It never writes Flux objects.
 package controller
 
 import (
@@ -200,7 +200,7 @@ func sourceView(o client.Object) sourceFacts {
 	case *sourcev1.OCIRepository:
 		f := sourceFacts{url: s.Spec.URL}
 		if a := s.Status.Artifact; a != nil {
-			f.revision, f.origin = a.Revision, a.Metadata["org.opencontainers.image.revision"]+" "+a.Metadata["org.opencontainers.image.source"]
+			f.revision, f.origin = a.Revision, a.Metadata[flux.OCIRevisionKey]+" "+a.Metadata[flux.OCISourceKey]
 		}
 		return f
 	}

@@ -61,6 +61,9 @@ type Deployment struct {
 	Revision string
 	// Applied is the Ready=True transition time for Revision; zero when Flux has not reported it.
 	Applied time.Time
+	// WaitsForHealth says Flux checks the applied objects' health (spec.wait or healthChecks): its Ready=True
+	// for Revision then means applied and healthy.
+	WaitsForHealth bool
 	// SourceRevision is the revision of the source's current artifact (what the object will apply next), and
 	// SourceFetched when the source fetched it.
 	SourceRevision string
@@ -123,6 +126,7 @@ func FromKustomization(k *kustomizev1.Kustomization, src client.Object) Deployme
 		d.ExporterInfoPath, d.HasExporterInfoPath = v, true
 	}
 	d.Applied = AppliedTime(k.Status.Conditions, k.Status.LastAppliedRevision)
+	d.WaitsForHealth = k.Spec.Wait || len(k.Spec.HealthChecks) > 0
 	d.AttemptedRevision = k.Status.LastAttemptedRevision
 	if ready := apimeta.FindStatusCondition(k.Status.Conditions, meta.ReadyCondition); ready != nil &&
 		ready.Status == metav1.ConditionFalse && d.AttemptedRevision != "" && !sameCommit(d.AttemptedRevision, k.Status.LastAppliedRevision) {
@@ -130,12 +134,6 @@ func FromKustomization(k *kustomizev1.Kustomization, src client.Object) Deployme
 	}
 	return d
 }
-
-// OCI manifest annotations source-controller copies into status.artifact.metadata.
-const (
-	ociRevisionAnnotation = "org.opencontainers.image.revision"
-	ociSourceAnnotation   = "org.opencontainers.image.source"
-)
 
 // fromOCIRepository fills d from an OCIRepository: the repository and commit come from the artifact's
 // org.opencontainers.image.source and .revision annotations; the artifact (ref and digest) is kept so its
@@ -151,12 +149,12 @@ func fromOCIRepository(d *Deployment, k *kustomizev1.Kustomization, s *sourcev1.
 	if a == nil {
 		return
 	}
-	d.RepositoryURL = a.Metadata[ociSourceAnnotation]
-	d.SourceRevision, d.SourceFetched = a.Metadata[ociRevisionAnnotation], a.LastUpdateTime.Time
+	d.RepositoryURL = a.Metadata[OCISourceKey]
+	d.SourceRevision, d.SourceFetched = a.Metadata[OCIRevisionKey], a.LastUpdateTime.Time
 	if a.Revision == k.Status.LastAppliedRevision {
 		d.Fetched = a.LastUpdateTime.Time
 		if d.Revision == "" {
-			d.Revision = a.Metadata[ociRevisionAnnotation]
+			d.Revision = a.Metadata[OCIRevisionKey]
 		}
 	}
 }

@@ -50,7 +50,8 @@ func (t *Tracker) traceCommits(repoURL string, d flux.Deployment, delivered []la
 			t.span(root, traceID, trace.SpanID{}, SpanFetched, c.Committed, fetched, append(commitAttrs, cluster...))
 			start = fetched
 		}
-		appliedSpan := t.span(root, traceID, trace.SpanID{}, SpanApplied, start, applied, append(commitAttrs, cluster...),
+		appliedSpan := t.span(root, traceID, trace.SpanID{}, SpanApplied, start, applied,
+			append(append(commitAttrs, cluster...), attribute.Bool("flux.health_checked", d.WaitsForHealth)),
 			trace.WithLinks(trace.Link{SpanContext: processing}))
 		out[c.SHA] = trace.ContextWithSpanContext(context.Background(), appliedSpan)
 	}

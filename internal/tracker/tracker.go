@@ -39,6 +39,8 @@ const (
 	Baseline Outcome = "baseline"
 	// Recorded: the delivered commits were recorded.
 	Recorded Outcome = "recorded"
+	// AwaitingHealth: Flux applied the revision and is checking its health; it is recorded once Ready.
+	AwaitingHealth Outcome = "awaiting_health"
 	// NotRecorded: the revision moved backwards or sideways (rollback, force-push), or could not be resolved.
 	NotRecorded Outcome = "not_recorded"
 	// Failed: a transient failure; the apply is retried.
@@ -165,6 +167,11 @@ func (t *Tracker) Process(ctx context.Context, d flux.Deployment) (res Result, e
 	if base.Equal(head) {
 		return Result{Outcome: Unchanged}, t.checkpoint(ctx, d, observed, entry.Export)
 	}
+	if d.WaitsForHealth && d.Applied.IsZero() {
+		// Applied is applied-and-healthy here: wait for Flux's Ready=True on this revision.
+		log.Debug("revision applied, waiting for its health checks before recording")
+		return Result{Outcome: AwaitingHealth}, nil
+	}
 
 	src, err := t.opts.Providers(ctx, d)
 	provider, repo := src.Provider, src.Repository
@@ -204,23 +211,9 @@ func (t *Tracker) Process(ctx context.Context, d flux.Deployment) (res Result, e
 		log.Warn("commit range exceeds the cap: oldest commits not recorded", "truncated", rng.Truncated, "cap", commits.MaxRangeCommits)
 	}
 
-	delivered := make([]latency.DeliveredCommit, 0, len(rng.Commits))
-	export := entry.Export
-	for i, c := range rng.Commits {
-		upstream, id, err := t.upstream(ctx, src, d, c.SHA, attrs, log)
-		if i == len(rng.Commits)-1 && err == nil {
-			upstream, id, err = t.artifactUpstream(ctx, d, upstream, id, attrs, log)
-		}
-		if err != nil {
-			return Result{}, err
-		}
-		if id != "" && id == export {
-			upstream = nil // the file is the one an earlier commit exported: not this commit's upstream
-		}
-		if id != "" {
-			export = id
-		}
-		delivered = append(delivered, latency.DeliveredCommit{SHA: c.SHA, Committed: c.Time(t.opts.CommitTime), Upstream: upstream})
+	delivered, export, err := t.delivered(ctx, src, d, rng.Commits, entry.Export, attrs, log)
+	if err != nil {
+		return Result{}, err
 	}
 
 	applied, fromFlux := d.Applied, true
@@ -238,11 +231,34 @@ func (t *Tracker) Process(ctx context.Context, d flux.Deployment) (res Result, e
 	for i, c := range delivered {
 		reconcile, e2e := stageSeconds(samples, c.SHA)
 		log.Info("commit applied", "commit", c.SHA, "committed", c.Committed, "applied", applied,
-			"applied_from_flux", fromFlux, "observed", observed, "reconcile_seconds", reconcile.Duration.Seconds(),
+			"applied_from_flux", fromFlux, "healthy", d.WaitsForHealth && fromFlux, "observed", observed, "reconcile_seconds", reconcile.Duration.Seconds(),
 			"e2e_seconds", e2e.Seconds(), "clock_skew", reconcile.Skewed, "upstream_commits", len(c.Upstream),
 			"repository", repo.String(), "position", i+1, "of", len(delivered))
 	}
 	return Result{Outcome: Recorded, Commits: delivered, Samples: samples, Applied: applied, AppliedFromFlux: fromFlux}, nil
+}
+
+// delivered pairs each commit of a range with its upstream commits; export is the last export recorded before
+// the range, and the returned one the last export it holds.
+func (t *Tracker) delivered(ctx context.Context, src Source, d flux.Deployment, cs []commits.Commit, export string, attrs telemetry.ObjectAttributes, log *slog.Logger) ([]latency.DeliveredCommit, string, error) {
+	out := make([]latency.DeliveredCommit, 0, len(cs))
+	for i, c := range cs {
+		upstream, id, err := t.upstream(ctx, src, d, c.SHA, attrs, log)
+		if i == len(cs)-1 && err == nil {
+			upstream, id, err = t.artifactUpstream(ctx, d, upstream, id, attrs, log)
+		}
+		if err != nil {
+			return nil, "", err
+		}
+		if id != "" && id == export {
+			upstream = nil // the file is the one an earlier commit exported: not this commit's upstream
+		}
+		if id != "" {
+			export = id
+		}
+		out = append(out, latency.DeliveredCommit{SHA: c.SHA, Committed: c.Time(t.opts.CommitTime), Upstream: upstream})
+	}
+	return out, export, nil
 }
 
 // exporterInfoPath is where d's exporter-info.json is, empty when disabled.

@@ -1054,3 +1054,22 @@ func TestExporterInfoLeftInPlaceIsNotRecordedAgain(t *testing.T) {
 	res = f.mustProcess(dep("app", rev(c4), at(530)), tracker.Recorded)
 	wantSamples(t, res.Samples, plain(c4, at(500), at(530))...)
 }
+
+func TestHealthCheckedObjectsRecordWhenHealthy(t *testing.T) {
+	f := newFixture(t)
+	c0 := f.commit(0, nil)
+	f.baseline("app", c0)
+	c1 := f.commit(100, nil)
+	// Flux applied c1 and is checking health: Ready does not name c1 yet.
+	d := dep("app", rev(c1), time.Time{})
+	d.WaitsForHealth = true
+	f.mustProcess(d, tracker.AwaitingHealth)
+	f.wantLedger(map[string]string{"uid-app": rev(c0)})
+	// Healthy at 190s: recorded then, with that time.
+	d.Applied = at(190)
+	res := f.mustProcess(d, tracker.Recorded)
+	wantSamples(t, res.Samples, plain(c1, at(100), at(190))...)
+	if !res.AppliedFromFlux {
+		t.Error("applied-and-healthy time not taken from Flux")
+	}
+}
