@@ -26,7 +26,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/flux"
-	"github.com/flux-commit-tracker/flux-commit-tracker/internal/tracker"
 )
 
 const (
@@ -153,12 +152,8 @@ func (r *HelmReleaseReconciler) SetupWithManager(ctx context.Context, mgr ctrl.M
 
 // Reconcile hands the HelmRelease's deployed release, as a revision, to the tracker.
 func (r *HelmReleaseReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	if r.Ready != nil {
-		select {
-		case <-r.Ready:
-		case <-ctx.Done():
-			return ctrl.Result{}, ctx.Err()
-		}
+	if err := waitReady(ctx, r.Ready); err != nil {
+		return ctrl.Result{}, err
 	}
 	var hr helmv2.HelmRelease
 	if err := r.Client.Get(ctx, req.NamespacedName, &hr); err != nil {
@@ -205,11 +200,7 @@ func (r *HelmReleaseReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		d.Revision = flux.RecordedHelmReleaseRevision(&hr, r.Recorded(d.UID))
 	}
 
-	_, err := r.Processor.Process(ctx, d)
-	if errors.Is(err, tracker.ErrPermanent) {
-		return ctrl.Result{}, reconcile.TerminalError(err)
-	}
-	return ctrl.Result{}, err
+	return process(ctx, r.Processor, d)
 }
 
 // get reads a source from the cache; a missing one is not an error: its creation re-enqueues the release.

@@ -4,7 +4,6 @@ package controller
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -72,12 +71,8 @@ func (r *KustomizationReconciler) SetupWithManager(ctx context.Context, mgr ctrl
 
 // Reconcile hands the Kustomization's applied revision to the tracker.
 func (r *KustomizationReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	if r.Ready != nil {
-		select {
-		case <-r.Ready:
-		case <-ctx.Done():
-			return ctrl.Result{}, ctx.Err()
-		}
+	if err := waitReady(ctx, r.Ready); err != nil {
+		return ctrl.Result{}, err
 	}
 	var k kustomizev1.Kustomization
 	if err := r.Client.Get(ctx, req.NamespacedName, &k); err != nil {
@@ -109,11 +104,7 @@ func (r *KustomizationReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		}
 	}
 
-	_, err := r.Processor.Process(ctx, flux.FromKustomization(&k, src))
-	if errors.Is(err, tracker.ErrPermanent) {
-		return ctrl.Result{}, reconcile.TerminalError(err)
-	}
-	return ctrl.Result{}, err
+	return process(ctx, r.Processor, flux.FromKustomization(&k, src))
 }
 
 // forSource enqueues the Kustomizations that use a source of kind.
