@@ -138,3 +138,42 @@ func TestPrivateGitFromSourceSecret(t *testing.T) {
 		t.Error("the password appears in the tracker's output")
 	}
 }
+
+// TestPrivateGitOverSSHFromSourceSecret: an SSH git server on 127.0.0.1 that accepts one key; the GitRepository's
+// Secret holds the identity and known_hosts, as Flux expects them.
+func TestPrivateGitOverSSHFromSourceSecret(t *testing.T) {
+	s := newScenario(t)
+	root := t.TempDir()
+	repo := gittest.NewRepo(t, filepath.Join(root, "manifests"))
+	repo.Now, repo.Step = s.t0, 10*time.Second
+	identity, public := gittest.NewSSHKey(t, "")
+	srv := gittest.NewSSHServer(t, root, public)
+	ctx := context.Background()
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: s.ns, Name: "ssh-auth"},
+		Data: map[string][]byte{"identity": identity, "known_hosts": srv.KnownHosts()}}
+	if err := env.Client.Create(ctx, secret); err != nil {
+		t.Fatal(err)
+	}
+	var gr sourcev1.GitRepository
+	if err := env.Client.Get(ctx, keyOf(s.ns, "manifests"), &gr); err != nil {
+		t.Fatal(err)
+	}
+	gr.Spec.URL, gr.Spec.SecretRef = srv.URL("manifests"), &meta.LocalObjectReference{Name: "ssh-auth"}
+	if err := env.Client.Update(ctx, &gr); err != nil {
+		t.Fatal(err)
+	}
+	c0 := repo.Commit("base", map[string]string{"a": "0"})
+	s.createKustomization("app", c0, 5)
+	tr := s.startTracker("--git-read-source-secrets")
+	eventually(t, 10*time.Second, "baseline", func() bool { return s.ledgerRevision("app") != "" })
+	c1 := repo.Commit("one", map[string]string{"a": "1"}) // t0+10
+	c2 := repo.Commit("two", map[string]string{"a": "2"}) // t0+20
+	s.apply("app", "main@sha1:"+c2, s.at(80))
+	wantCommits(t, tr, map[string]float64{c1: 70, c2: 60})
+	if srv.UploadPacks() == 0 {
+		t.Error("no upload-pack over SSH")
+	}
+	if strings.Contains(tr.String(), "PRIVATE KEY") {
+		t.Error("the identity appears in the tracker's output")
+	}
+}
