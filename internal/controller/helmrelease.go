@@ -15,11 +15,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -145,9 +143,7 @@ func (r *HelmReleaseReconciler) SetupWithManager(ctx context.Context, mgr ctrl.M
 		}
 		b = b.Watches(&sourcev1.OCIRepository{}, handler.EnqueueRequestsFromMapFunc(r.forOCIRepository), builder.WithPredicates(ociChanged{}))
 	}
-	// Several managers may run in one process (tests, restarts); names need not be unique.
-	return b.WithOptions(controller.Options{MaxConcurrentReconciles: max(r.Concurrency, 1), SkipNameValidation: ptr.To(true)}).
-		Complete(r)
+	return b.WithOptions(workerOptions(r.Concurrency)).Complete(r)
 }
 
 // Reconcile hands the HelmRelease's deployed release, as a revision, to the tracker.
@@ -156,11 +152,8 @@ func (r *HelmReleaseReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		return ctrl.Result{}, err
 	}
 	var hr helmv2.HelmRelease
-	if err := r.Client.Get(ctx, req.NamespacedName, &hr); err != nil {
-		if apierrors.IsNotFound(err) {
-			return ctrl.Result{}, r.Processor.Forget(ctx, flux.KindHelmRelease, req.Namespace, req.Name)
-		}
-		return ctrl.Result{}, fmt.Errorf("get HelmRelease %s: %w", req.NamespacedName, err)
+	if found, err := getOrForget(ctx, r.Client, r.Processor, flux.KindHelmRelease, req, &hr); !found {
+		return ctrl.Result{}, err
 	}
 	log := r.Logger.With("namespace", hr.Namespace, "kind", flux.KindHelmRelease, "name", hr.Name)
 

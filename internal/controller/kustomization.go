@@ -14,11 +14,9 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -64,8 +62,7 @@ func (r *KustomizationReconciler) SetupWithManager(ctx context.Context, mgr ctrl
 		For(&kustomizev1.Kustomization{}, builder.WithPredicates(appliedChanged{})).
 		Watches(&sourcev1.GitRepository{}, handler.EnqueueRequestsFromMapFunc(r.forSource(sourcev1.GitRepositoryKind)), builder.WithPredicates(sourceChanged{})).
 		Watches(&sourcev1.OCIRepository{}, handler.EnqueueRequestsFromMapFunc(r.forSource(sourcev1.OCIRepositoryKind)), builder.WithPredicates(sourceChanged{})).
-		// Several managers may run in one process (tests, restarts); names need not be unique.
-		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.Concurrency, 1), SkipNameValidation: ptr.To(true)}).
+		WithOptions(workerOptions(r.Concurrency)).
 		Complete(r)
 }
 
@@ -75,11 +72,8 @@ func (r *KustomizationReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		return ctrl.Result{}, err
 	}
 	var k kustomizev1.Kustomization
-	if err := r.Client.Get(ctx, req.NamespacedName, &k); err != nil {
-		if apierrors.IsNotFound(err) {
-			return ctrl.Result{}, r.Processor.Forget(ctx, flux.KindKustomization, req.Namespace, req.Name)
-		}
-		return ctrl.Result{}, fmt.Errorf("get Kustomization %s: %w", req.NamespacedName, err)
+	if found, err := getOrForget(ctx, r.Client, r.Processor, flux.KindKustomization, req, &k); !found {
+		return ctrl.Result{}, err
 	}
 
 	var src client.Object
