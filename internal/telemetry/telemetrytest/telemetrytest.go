@@ -90,19 +90,10 @@ func (t *Telemetry) Collect(tb testing.TB) metricdata.ResourceMetrics {
 // Counter sums the counter name over data points carrying all of attrs.
 func (t *Telemetry) Counter(tb testing.TB, name string, attrs ...attribute.KeyValue) int64 {
 	tb.Helper()
-	var total int64
-	if m, ok := t.find(tb, name); ok {
-		sum, ok := m.Data.(metricdata.Sum[int64])
-		if !ok {
-			tb.Fatalf("%s is %T, not an int64 counter", name, m.Data)
-		}
-		for _, dp := range sum.DataPoints {
-			if matches(dp.Attributes, attrs) {
-				total += dp.Value
-			}
-		}
-	}
-	return total
+	return sumPoints(tb, t, name, "an int64 counter", func(d metricdata.Aggregation) ([]metricdata.DataPoint[int64], bool) {
+		s, ok := d.(metricdata.Sum[int64])
+		return s.DataPoints, ok
+	}, attrs)
 }
 
 // Histogram returns the sample count and sum of histogram name over data
@@ -127,16 +118,28 @@ func (t *Telemetry) Histogram(tb testing.TB, name string, attrs ...attribute.Key
 // Gauge sums the gauge name over data points carrying all of attrs.
 func (t *Telemetry) Gauge(tb testing.TB, name string, attrs ...attribute.KeyValue) float64 {
 	tb.Helper()
-	var total float64
-	if m, ok := t.find(tb, name); ok {
-		g, ok := m.Data.(metricdata.Gauge[float64])
-		if !ok {
-			tb.Fatalf("%s is %T, not a float64 gauge", name, m.Data)
-		}
-		for _, dp := range g.DataPoints {
-			if matches(dp.Attributes, attrs) {
-				total += dp.Value
-			}
+	return sumPoints(tb, t, name, "a float64 gauge", func(d metricdata.Aggregation) ([]metricdata.DataPoint[float64], bool) {
+		g, ok := d.(metricdata.Gauge[float64])
+		return g.DataPoints, ok
+	}, attrs)
+}
+
+// sumPoints sums the values of metric name's data points carrying all of attrs; points extracts them, failing
+// the test when the metric is not what (e.g. "an int64 counter").
+func sumPoints[N int64 | float64](tb testing.TB, t *Telemetry, name, what string, points func(metricdata.Aggregation) ([]metricdata.DataPoint[N], bool), attrs []attribute.KeyValue) N {
+	tb.Helper()
+	var total N
+	m, ok := t.find(tb, name)
+	if !ok {
+		return total
+	}
+	dps, ok := points(m.Data)
+	if !ok {
+		tb.Fatalf("%s is %T, not %s", name, m.Data, what)
+	}
+	for _, dp := range dps {
+		if matches(dp.Attributes, attrs) {
+			total += dp.Value
 		}
 	}
 	return total
