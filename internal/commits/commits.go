@@ -5,6 +5,7 @@ package commits
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -117,4 +118,29 @@ func (p RetryPolicy) WithDefaults(def RetryPolicy) RetryPolicy {
 		p.WaitMax = def.WaitMax
 	}
 	return p
+}
+
+// ErrBadResponse reports an answer that could not be used: empty, null, truncated, or missing or wrongly typed
+// fields. It is counted, never trusted, and retried later.
+var ErrBadResponse = errors.New("bad response")
+
+// RateLimitError reports that a provider may not be called before Until; the caller requeues instead of waiting.
+type RateLimitError struct {
+	// Until is the earliest time the next request may leave.
+	Until time.Time
+	// Cause says which limit answered (primary, secondary, Retry-After).
+	Cause string
+}
+
+func (e *RateLimitError) Error() string {
+	return fmt.Sprintf("rate limited (%s) until %s", e.Cause, e.Until.UTC().Format(time.RFC3339))
+}
+
+// RetryAfter returns how long from now the caller must wait before retrying err, and whether err is a rate limit.
+func RetryAfter(err error, now time.Time) (time.Duration, bool) {
+	var rl *RateLimitError
+	if !errors.As(err, &rl) {
+		return 0, false
+	}
+	return max(rl.Until.Sub(now), 0), true
 }

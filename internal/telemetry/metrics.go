@@ -55,14 +55,22 @@ const Other = "other"
 
 // Values of the error counter's reason attribute.
 const (
-	ReasonInvalidRevision = "invalid_revision" // a Flux revision that does not parse
-	ReasonRepositoryURL   = "repository_url"   // a source URL no provider understands
-	ReasonCommitNotFound  = "commit_not_found" // the provider has no such commit
-	ReasonGitHub          = "github"           // the GitHub API failed
-	ReasonGit             = "git"              // a git fetch or log failed
-	ReasonOCI             = "oci"              // an OCI registry call failed
-	ReasonExporterInfo    = "exporter_info"    // exporter-info.json missing or invalid
-	ReasonLedger          = "ledger"           // the exactly-once ledger failed
+	ReasonInvalidRevision     = "invalid_revision"     // a Flux revision that does not parse
+	ReasonRepositoryURL       = "repository_url"       // a source URL no provider understands
+	ReasonCommitNotFound      = "commit_not_found"     // the provider has no such commit
+	ReasonGitHub              = "github"               // the GitHub API failed
+	ReasonGit                 = "git"                  // a git fetch or log failed
+	ReasonOCI                 = "oci"                  // an OCI registry call failed
+	ReasonExporterInfo        = "exporter_info"        // exporter-info.json missing or invalid
+	ReasonLedger              = "ledger"               // the exactly-once ledger failed
+	ReasonLedgerBadEntry      = "ledger_bad_entry"     // a ledger key that does not decode; skipped
+	ReasonBadResponse         = "bad_response"         // an empty, null, truncated or wrongly typed answer
+	ReasonRateLimited         = "rate_limited"         // a provider rate limit; the object is requeued
+	ReasonTimeout             = "timeout"              // an outbound call passed its deadline
+	ReasonImplausibleTime     = "implausible_time"     // a time before 2005 or beyond the clock-skew tolerance
+	ReasonUpstreamCap         = "upstream_truncated"   // upstream commits beyond the exporter-info cap
+	ReasonUnsafeURL           = "unsafe_url"           // a local scheme, or credentials over plain http
+	ReasonCredentialsWithheld = "credentials_withheld" // an override pointing away from the source's host: read anonymously
 )
 
 // Values of the clock-skew counter's stage attribute (see DESIGN.md).
@@ -168,7 +176,9 @@ var Definitions = []Definition{
 		Attributes:  withKey(AttrReason),
 		Values: map[string][]string{AttrReason: {
 			ReasonInvalidRevision, ReasonRepositoryURL, ReasonCommitNotFound, ReasonGitHub,
-			ReasonGit, ReasonOCI, ReasonExporterInfo, ReasonLedger, Other,
+			ReasonGit, ReasonOCI, ReasonExporterInfo, ReasonLedger, ReasonLedgerBadEntry, ReasonBadResponse,
+			ReasonRateLimited, ReasonTimeout, ReasonImplausibleTime, ReasonUpstreamCap, ReasonUnsafeURL,
+			ReasonCredentialsWithheld, Other,
 		}},
 	},
 	{
