@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/labels"
@@ -46,6 +47,10 @@ type Options struct {
 	OCIInsecure      bool
 	CommitTime       string
 	ExporterInfoPath string
+	// CallTimeout bounds every outbound call: GitHub, git, OCI registries, Secrets.
+	CallTimeout time.Duration
+	// ClockSkewTolerance is how far in the future a commit time may be before it is rejected as implausible.
+	ClockSkewTolerance time.Duration
 
 	// GitHub credentials come from the environment only, so they never show in --help or process lists.
 	GitHubToken             string
@@ -74,6 +79,8 @@ var envNames = map[string]string{
 	"oci-insecure":            "OCI_INSECURE",
 	"commit-time":             "COMMIT_TIME",
 	"exporter-info-path":      "EXPORTER_INFO_PATH",
+	"call-timeout":            "CALL_TIMEOUT",
+	"clock-skew-tolerance":    "CLOCK_SKEW_TOLERANCE",
 	"log-level":               "LOG_LEVEL",
 	"telemetry-mode":          "TELEMETRY_MODE",
 	"telemetry-endpoint":      "TELEMETRY_ENDPOINT",
@@ -83,16 +90,18 @@ var envNames = map[string]string{
 // DefaultOptions returns the defaults shown in --help.
 func DefaultOptions() Options {
 	return Options{
-		Telemetry:        telemetry.DefaultConfig(),
-		MetricsAddr:      ":8888",
-		HealthAddr:       ":9440",
-		Concurrency:      4,
-		KubeAPIQPS:       50,
-		KubeAPIBurst:     100,
-		GitHubAPIURL:     "https://api.github.com",
-		GitCacheDir:      git.DefaultCacheDir(),
-		CommitTime:       string(commits.CommitterTime),
-		ExporterInfoPath: "exporter-info.json",
+		Telemetry:          telemetry.DefaultConfig(),
+		MetricsAddr:        ":8888",
+		HealthAddr:         ":9440",
+		Concurrency:        4,
+		KubeAPIQPS:         50,
+		KubeAPIBurst:       100,
+		GitHubAPIURL:       "https://api.github.com",
+		GitCacheDir:        git.DefaultCacheDir(),
+		CommitTime:         string(commits.CommitterTime),
+		ExporterInfoPath:   "exporter-info.json",
+		CallTimeout:        30 * time.Second,
+		ClockSkewTolerance: 5 * time.Minute,
 	}
 }
 
@@ -117,6 +126,8 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.OCIInsecure, "oci-insecure", o.OCIInsecure, "Allow plain-HTTP OCI registries when reading OCIRepository artifacts")
 	fs.StringVar(&o.CommitTime, "commit-time", o.CommitTime, "Which git time is a commit's time: committer or author")
 	fs.StringVar(&o.ExporterInfoPath, "exporter-info-path", o.ExporterInfoPath, "Path of exporter-info.json in the manifests repository; empty disables upstream commits")
+	fs.DurationVar(&o.CallTimeout, "call-timeout", o.CallTimeout, "Deadline of every outbound call (GitHub, git fetch, OCI registry, Secret read); a call past it is counted and retried later")
+	fs.DurationVar(&o.ClockSkewTolerance, "clock-skew-tolerance", o.ClockSkewTolerance, "How far in the future a commit or upstream time may be before it is rejected as implausible (times before 2005 always are)")
 	fs.VisitAll(func(f *pflag.Flag) {
 		if env, ok := envNames[f.Name]; ok {
 			f.Usage += " [env " + env + "]"
@@ -195,6 +206,12 @@ func (o *Options) Validate() error {
 	}
 	if o.GitCacheDir == "" {
 		errs = append(errs, errors.New("invalid --git-cache-dir: must not be empty"))
+	}
+	if o.CallTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("invalid --call-timeout %s: must be positive", o.CallTimeout))
+	}
+	if o.ClockSkewTolerance < 0 {
+		errs = append(errs, fmt.Errorf("invalid --clock-skew-tolerance %s: must not be negative", o.ClockSkewTolerance))
 	}
 	if o.CommitTime != string(commits.CommitterTime) && o.CommitTime != string(commits.AuthorTime) {
 		errs = append(errs, fmt.Errorf("invalid --commit-time %q: must be committer or author", o.CommitTime))
