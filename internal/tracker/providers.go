@@ -4,12 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"slices"
 	"strings"
 
+	"github.com/go-logr/logr"
+
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/flux"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/redact"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/sourceauth"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/telemetry"
 )
@@ -19,6 +23,19 @@ const (
 	ProviderGitHub = "github"
 	ProviderGit    = "git"
 )
+
+// ErrUnsafeURL is wrapped by the errors of For for a URL that is not fetched: file:// and local paths (unless
+// Providers.AllowLocal), schemes other than https, http, ssh and git, and basic or bearer credentials over plain
+// http. SourceErrorReason counts it as telemetry.ReasonUnsafeURL.
+var ErrUnsafeURL = errors.New("unsafe repository URL")
+
+// SourceErrorReason is the error reason to count when For fails with err.
+func SourceErrorReason(err error) string {
+	if errors.Is(err, ErrUnsafeURL) {
+		return telemetry.ReasonUnsafeURL
+	}
+	return telemetry.ReasonRepositoryURL
+}
 
 // GitProvider binds the plain-git provider to one clone URL and its credentials.
 type GitProvider interface {
@@ -37,8 +54,16 @@ type Providers struct {
 	// Git serves every other repository; nil disables it.
 	Git GitProvider
 	// Secrets, when set, reads a source's secretRef for plain-git credentials (--git-read-source-secrets);
-	// without it every plain-git repository is read anonymously.
+	// without it every plain-git repository is read anonymously. A Secret's credentials go only to its own
+	// source's scheme, host and port (the source's spec.url): a repository annotation that points elsewhere is
+	// read anonymously, and Source.CredentialsWithheld says so.
 	Secrets SecretReader
+	// AllowLocal accepts file:// URLs and local paths. Only tests set it: a cluster object must never make the
+	// tracker read the tracker's own file system.
+	AllowLocal bool
+	// Logger gets a warning when credentials are withheld; nil uses the logger controller-runtime puts in the
+	// context of a reconcile, or none.
+	Logger *slog.Logger
 }
 
 // Source is where a Deployment's commits are looked up.
@@ -47,6 +72,10 @@ type Source struct {
 	Repository commits.Repository
 	// Kind is ProviderGitHub or ProviderGit.
 	Kind string
+	// CredentialsWithheld says the source's Secret was not used because the URL looked up (a repository
+	// annotation's) is not at the source's own scheme, host and port: the lookup is anonymous. The tracker counts
+	// it as telemetry.ReasonCredentialsWithheld.
+	CredentialsWithheld bool
 }
 
 // lookupReason is the error reason counted when a lookup through the source fails.
@@ -95,15 +124,45 @@ func (p Providers) For(ctx context.Context, d flux.Deployment) (Source, error) {
 	if p.Git == nil {
 		return Source{}, errors.New("plain git provider disabled: only GitHub repositories are served")
 	}
-	repo, err := gitRepository(raw)
+	local, err := p.checkScheme(raw)
 	if err != nil {
 		return Source{}, err
 	}
-	auth, err := p.gitAuth(ctx, d)
+	repo, err := gitRepository(raw, local)
 	if err != nil {
 		return Source{}, err
 	}
-	return Source{Provider: p.Git.ForURLWithAuth(raw, auth), Repository: repo, Kind: ProviderGit}, nil
+	withheld := false
+	if raw != d.RepositoryURL && p.Secrets != nil && d.SourceSecretName != "" && !sameOrigin(raw, d.RepositoryURL) {
+		// Whoever can annotate an object must not receive the source's credentials at a host of their choosing.
+		withheld = true
+		p.logger(ctx).WarnContext(ctx, "repository annotation points away from the source's host: its credentials are withheld, the repository is read anonymously",
+			"annotation", flux.AnnotationRepository, "repository", redact.URL(raw), "source_url", redact.URL(d.RepositoryURL),
+			"source", d.SourceKind+" "+d.SourceNamespace+"/"+d.SourceName, "secret", d.SourceNamespace+"/"+d.SourceSecretName)
+	}
+	var auth sourceauth.Auth
+	if !withheld && carriesCredentials(raw) {
+		if auth, err = p.gitAuth(ctx, d); err != nil {
+			return Source{}, err
+		}
+	}
+	if (auth.Username != "" || auth.Password != "" || auth.BearerToken != "") && schemeOf(raw) == "http" {
+		// GitRepository has no flag that marks plain http as meant: credentials are never sent in the clear.
+		return Source{}, fmt.Errorf("%w: %s is plain http and secret %s/%s holds basic or bearer credentials, which are not sent unencrypted: use https",
+			ErrUnsafeURL, redact.URL(raw), d.SourceNamespace, d.SourceSecretName)
+	}
+	return Source{Provider: p.Git.ForURLWithAuth(raw, auth), Repository: repo, Kind: ProviderGit, CredentialsWithheld: withheld}, nil
+}
+
+// logger is p.Logger, else the reconcile's logger in ctx, else one that discards.
+func (p Providers) logger(ctx context.Context) *slog.Logger {
+	if p.Logger != nil {
+		return p.Logger
+	}
+	if l, err := logr.FromContext(ctx); err == nil {
+		return slog.New(logr.ToSlogHandler(l))
+	}
+	return slog.New(slog.DiscardHandler)
 }
 
 // gitAuth reads the credentials in the source's secretRef, when reading them is enabled.
@@ -113,13 +172,92 @@ func (p Providers) gitAuth(ctx context.Context, d flux.Deployment) (sourceauth.A
 	}
 	data, err := p.Secrets(ctx, d.SourceNamespace, d.SourceSecretName)
 	if err != nil {
-		return sourceauth.Auth{}, fmt.Errorf("read secret %s/%s of %s %s/%s: %w", d.SourceNamespace, d.SourceSecretName, d.SourceKind, d.SourceNamespace, d.SourceName, err)
+		return sourceauth.Auth{}, fmt.Errorf("read secret %s/%s of %s %s/%s: %w", d.SourceNamespace, d.SourceSecretName, d.SourceKind, d.SourceNamespace, d.SourceName, redact.Error(err))
 	}
 	auth, err := sourceauth.FromSecretData(data)
 	if err != nil {
 		return sourceauth.Auth{}, fmt.Errorf("secret %s/%s: %w", d.SourceNamespace, d.SourceSecretName, err)
 	}
 	return auth, nil
+}
+
+// checkScheme refuses URLs that are not fetched from a remote git host; local reports a file:// URL or local
+// path that AllowLocal let through.
+func (p Providers) checkScheme(raw string) (local bool, err error) {
+	switch scheme := schemeOf(raw); scheme {
+	case "https", "http", "ssh", "git":
+		return false, nil
+	case "file", "":
+		if p.AllowLocal {
+			return true, nil
+		}
+		return false, fmt.Errorf("%w: %s is on the tracker's own file system; only remote repositories are read", ErrUnsafeURL, redact.URL(raw))
+	default:
+		return false, fmt.Errorf("%w: %s: scheme %q is not fetched, want https, http, ssh or git", ErrUnsafeURL, redact.URL(raw), scheme)
+	}
+}
+
+// schemeOf returns raw's lower-cased scheme: ssh for scp-like user@host:path, "helper::" for git's
+// helper::address, "" for a local path.
+func schemeOf(raw string) string {
+	raw = strings.TrimSpace(raw)
+	if i := strings.Index(raw, "://"); i >= 0 {
+		return strings.ToLower(raw[:i])
+	}
+	if helper, _, ok := strings.Cut(raw, "::"); ok && helper != "" && !strings.ContainsAny(helper, `:/\@`) {
+		return strings.ToLower(helper) + "::" // git's transport::address, a remote helper (ext:: runs a command)
+	}
+	if before, _, ok := strings.Cut(raw, ":"); ok && before != "" && !strings.ContainsAny(before, `/\`) {
+		return "ssh" // git's rule: a colon with no slash before it is scp-like ssh
+	}
+	return ""
+}
+
+// carriesCredentials reports whether a Secret's credentials apply to raw's scheme: git:// has none.
+func carriesCredentials(raw string) bool {
+	switch schemeOf(raw) {
+	case "https", "http", "ssh":
+		return true
+	}
+	return false
+}
+
+// origin is where credentials are sent: scheme, lower-cased host and port, the scheme's default when absent.
+type origin struct{ scheme, host, port string }
+
+var defaultPorts = map[string]string{"https": "443", "http": "80", "ssh": "22", "git": "9418"}
+
+// originOf returns raw's origin; ok is false when raw names none (a local path, a malformed URL).
+func originOf(raw string) (o origin, ok bool) {
+	raw = strings.TrimSpace(raw)
+	o.scheme = schemeOf(raw)
+	switch {
+	case o.scheme == "":
+		return origin{}, false
+	case strings.Contains(raw, "://"):
+		u, err := url.Parse(raw)
+		if err != nil || u.Hostname() == "" {
+			return origin{}, false
+		}
+		o.host, o.port = strings.ToLower(u.Hostname()), u.Port()
+	default: // scp-like [user@]host:path
+		hostPart, _, _ := strings.Cut(raw, ":")
+		o.host = strings.ToLower(hostPart[strings.LastIndexByte(hostPart, '@')+1:])
+	}
+	if o.host == "" {
+		return origin{}, false
+	}
+	if o.port == "" {
+		o.port = defaultPorts[o.scheme]
+	}
+	return o, true
+}
+
+// sameOrigin reports whether a and b send credentials to the same scheme, host and port.
+func sameOrigin(a, b string) bool {
+	oa, okA := originOf(a)
+	ob, okB := originOf(b)
+	return okA && okB && oa == ob
 }
 
 func (p Providers) github(repo commits.Repository) (Source, error) {
@@ -132,11 +270,16 @@ func (p Providers) github(repo commits.Repository) (Source, error) {
 	return Source{Provider: p.GitHub, Repository: repo, Kind: ProviderGitHub}, nil
 }
 
-// gitRepository names a plain-git repository by its URL without credentials.
-func gitRepository(raw string) (commits.Repository, error) {
+// gitRepository names a plain-git repository by its URL without credentials; local accepts a file:// URL or
+// a local path, named by its path.
+func gitRepository(raw string, local bool) (commits.Repository, error) {
 	repo, err := commits.ParseRepositoryURL(raw)
 	if err == nil {
 		return repo, nil
+	}
+	if local {
+		path := strings.TrimSuffix(strings.TrimRight(strings.TrimPrefix(raw, "file://"), "/"), ".git")
+		return commits.Repository{Host: "localhost", Name: path[strings.LastIndex(path, "/")+1:], URL: raw}, nil
 	}
 	u, perr := url.Parse(raw)
 	if perr != nil || u.Host == "" || strings.Trim(u.Path, "/") == "" {

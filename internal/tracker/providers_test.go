@@ -1,14 +1,17 @@
 package tracker_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/flux"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/sourceauth"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/telemetry"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/tracker"
 )
 
@@ -114,5 +117,154 @@ func TestProvidersReadSourceSecrets(t *testing.T) {
 	d.SourceSecretName = "bad"
 	if _, err := with.For(t.Context(), d); err == nil || strings.Contains(err.Error(), "s3cret") {
 		t.Errorf("invalid secret: %v", err)
+	}
+}
+
+// countingSecrets serves one Secret and counts the reads.
+type countingSecrets struct {
+	data  map[string][]byte
+	reads int
+}
+
+func (c *countingSecrets) read(_ context.Context, ns, name string) (map[string][]byte, error) {
+	c.reads++
+	if ns+"/"+name != "flux-system/app-auth" {
+		return nil, errors.New("secret " + name + " not found")
+	}
+	return c.data, nil
+}
+
+func TestProvidersWithholdCredentialsFromOtherHosts(t *testing.T) {
+	source := flux.Deployment{RepositoryURL: "https://git.example.com/team/app.git", Provider: "git",
+		SourceKind: "GitRepository", SourceNamespace: "flux-system", SourceName: "app", SourceSecretName: "app-auth"}
+	tests := []struct {
+		name, override string
+		withheld       bool
+	}{
+		{"another host", "https://attacker.example.net/team/app.git", true},
+		{"another host with the source's host as user name", "https://git.example.com@attacker.example.net/app.git", true},
+		{"another port", "https://git.example.com:8443/team/app.git", true},
+		{"another scheme", "ssh://git@git.example.com/team/app.git", true},
+		{"scp-like on the same host is ssh", "git@git.example.com:team/app.git", true},
+		{"same origin, other repository", "https://GIT.example.com:443/team/other.git", false},
+		{"no override", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			secrets := &countingSecrets{data: map[string][]byte{"username": []byte("bot"), "password": []byte("s3cret-password")}}
+			var logs strings.Builder
+			p := tracker.Providers{GitHubHosts: []string{"github.com"}, Git: gitProviders{}, Secrets: secrets.read,
+				Logger: slog.New(slog.NewJSONHandler(&logs, nil))}
+			d := source
+			d.RepositoryOverride = tt.override
+			src, err := p.For(t.Context(), d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			url := cmp.Or(tt.override, source.RepositoryURL)
+			want := "git " + url + " as bot"
+			if tt.withheld {
+				want = "git " + url
+			}
+			if got := src.Provider.(namedProvider).name; got != want {
+				t.Errorf("provider = %q, want %q", got, want)
+			}
+			if src.CredentialsWithheld != tt.withheld {
+				t.Errorf("CredentialsWithheld = %v, want %v", src.CredentialsWithheld, tt.withheld)
+			}
+			if wantReads := map[bool]int{true: 0, false: 1}[tt.withheld]; secrets.reads != wantReads {
+				t.Errorf("secret read %d times, want %d", secrets.reads, wantReads)
+			}
+			warned := strings.Contains(logs.String(), `"level":"WARN"`) && strings.Contains(logs.String(), "credentials are withheld")
+			if warned != tt.withheld {
+				t.Errorf("warning logged = %v, want %v: %s", warned, tt.withheld, logs.String())
+			}
+			if strings.Contains(logs.String(), "s3cret") {
+				t.Errorf("log holds the secret: %s", logs.String())
+			}
+		})
+	}
+}
+
+func TestProvidersLogWithheldOverrideRedacted(t *testing.T) {
+	secrets := &countingSecrets{data: map[string][]byte{"bearerToken": []byte("token-in-secret")}}
+	var logs strings.Builder
+	p := tracker.Providers{Git: gitProviders{}, Secrets: secrets.read, Logger: slog.New(slog.NewJSONHandler(&logs, nil))}
+	d := flux.Deployment{RepositoryURL: "https://u:canary-source@git.example.com/a.git?token=canary-source-query", Provider: "git",
+		RepositoryOverride: "https://u:canary-override@other.example.com/a.git", SourceNamespace: "flux-system", SourceSecretName: "app-auth"}
+	src, err := p.For(t.Context(), d)
+	if err != nil || !src.CredentialsWithheld {
+		t.Fatalf("For = %+v, %v; want credentials withheld", src, err)
+	}
+	for _, canary := range []string{"canary-source", "canary-override"} {
+		if strings.Contains(logs.String(), canary) {
+			t.Errorf("log holds %s: %s", canary, logs.String())
+		}
+	}
+	if !strings.Contains(logs.String(), "other.example.com") {
+		t.Errorf("log does not name the host: %s", logs.String())
+	}
+}
+
+func TestProvidersRefuseUnsafeURLs(t *testing.T) {
+	basic := map[string][]byte{"username": []byte("bot"), "password": []byte("s3cret-password")}
+	bearer := map[string][]byte{"bearerToken": []byte("s3cret-token")}
+	tests := []struct {
+		name   string
+		url    string
+		secret map[string][]byte
+		local  bool
+		// want is the provider's name, or "" for a refusal.
+		want string
+	}{
+		{name: "file URL", url: "file:///srv/repo"},
+		{name: "absolute path", url: "/srv/repo"},
+		{name: "relative path", url: "./repo"},
+		{name: "path with a colon after a slash", url: "./a:b"},
+		{name: "unknown scheme", url: "ftp://git.example.com/a/b.git"},
+		{name: "ext remote helper", url: "ext::sh"},
+		{name: "fd remote helper", url: "fd::0"},
+		{name: "basic credentials over http", url: "http://git.example.com/a/b.git", secret: basic},
+		{name: "bearer token over http", url: "http://git.example.com/a/b.git", secret: bearer},
+		{name: "http without credentials", url: "http://git.example.com/a/b.git", want: "git http://git.example.com/a/b.git"},
+		{name: "basic credentials over https", url: "https://git.example.com/a/b.git", secret: basic, want: "git https://git.example.com/a/b.git as bot"},
+		{name: "git protocol is anonymous", url: "git://git.example.com/a/b.git", secret: basic, want: "git git://git.example.com/a/b.git"},
+		{name: "file URL allowed in tests", url: "file:///srv/repo.git", local: true, want: "git file:///srv/repo.git"},
+		{name: "local path allowed in tests", url: "/srv/repo", local: true, want: "git /srv/repo"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			secrets := &countingSecrets{data: tt.secret}
+			p := tracker.Providers{Git: gitProviders{}, AllowLocal: tt.local}
+			d := flux.Deployment{RepositoryURL: tt.url, Provider: "git"}
+			if tt.secret != nil {
+				p.Secrets, d.SourceNamespace, d.SourceSecretName = secrets.read, "flux-system", "app-auth"
+			}
+			src, err := p.For(t.Context(), d)
+			if tt.want == "" {
+				if !errors.Is(err, tracker.ErrUnsafeURL) {
+					t.Fatalf("For = %+v, %v; want ErrUnsafeURL", src, err)
+				}
+				if got := tracker.SourceErrorReason(err); got != telemetry.ReasonUnsafeURL {
+					t.Errorf("reason = %q, want %q", got, telemetry.ReasonUnsafeURL)
+				}
+				if strings.Contains(err.Error(), "s3cret") {
+					t.Errorf("error holds the secret: %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := src.Provider.(namedProvider).name; got != tt.want {
+				t.Errorf("provider = %q, want %q", got, tt.want)
+			}
+			if tt.name == "git protocol is anonymous" && secrets.reads != 0 {
+				t.Errorf("secret read %d times for git://, which carries no credentials", secrets.reads)
+			}
+		})
+	}
+	if got := tracker.SourceErrorReason(errors.New("bad URL")); got != telemetry.ReasonRepositoryURL {
+		t.Errorf("reason of another error = %q, want %q", got, telemetry.ReasonRepositoryURL)
 	}
 }

@@ -220,7 +220,10 @@ func (t *Tracker) Process(ctx context.Context, d flux.Deployment) (res Result, e
 	if applied.IsZero() {
 		applied, fromFlux = observed, false
 	}
-	samples := append(latency.Compute(applied, delivered), latency.FetchStages(d.Fetched, applied, delivered)...)
+	bounds := latency.Bounds{Now: observed}
+	samples, _ := latency.Compute(applied, delivered, bounds)
+	fetchSamples, _ := latency.FetchStages(d.Fetched, applied, delivered, bounds)
+	samples = append(samples, fetchSamples...)
 
 	// The ledger is written before anything is emitted: a failed write leaves nothing recorded to repeat.
 	if err := t.checkpoint(ctx, d, observed, export); err != nil {
