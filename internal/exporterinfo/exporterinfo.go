@@ -1,9 +1,12 @@
 // Package exporterinfo decodes the exporter-info.json file a manifests exporter CI job writes into
-// the manifests repository, listing the upstream commits each rendered manifests commit carries.
+// the manifests repository, listing the upstream commits each rendered manifests commit carries. The file is
+// outside data: commit names must be hex SHAs, every string is bounded, and the commit list is capped.
 package exporterinfo
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +14,7 @@ import (
 	"reflect"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // FileName is the name the exporter gives the file at the root of the manifests repository.
@@ -19,12 +23,27 @@ const FileName = "exporter-info.json"
 // MaxSize is the largest file Decode accepts, in bytes.
 const MaxSize = 1 << 20
 
+// MaxCommits caps the upstream commits one file lists; Decode keeps the newest (last) and counts the rest in
+// Info.Truncated.
+const MaxCommits = 1000
+
+// Bounds on decoded strings, in bytes; longer ones are cut at a UTF-8 boundary (a build link is dropped).
+const (
+	MaxMessage   = 4 << 10
+	MaxName      = 256
+	MaxBuildLink = 2 << 10
+)
+
+// IDLength is the length of Info.ID for any export that has one.
+const IDLength = 32
+
 // Errors Decode wraps; each says what is wrong with the file.
 var (
 	ErrTooLarge    = errors.New("exporter info too large")
 	ErrMalformed   = errors.New("malformed exporter info")
 	ErrBadTime     = errors.New("bad commit time")
 	ErrMissingHash = errors.New("missing commit hash")
+	ErrBadHash     = errors.New("commit hash is not a 40 or 64 digit hex SHA")
 )
 
 // gitDateLayout is `git log --format=%ci`.
@@ -35,16 +54,20 @@ var timeLayouts = []string{time.RFC3339Nano, gitDateLayout}
 
 // Info is the decoded exporter-info.json.
 type Info struct {
-	// Commit is the upstream commit the export was rendered from; it may be empty.
+	// Commit is the upstream commit the export was rendered from, a lowercase hex SHA; it may be empty.
 	Commit string
-	// Commits lists the upstream commits since the previous export, as the exporter ordered them.
+	// Commits lists the distinct upstream commits since the previous export, as the exporter ordered them
+	// (oldest first), the newest MaxCommits kept.
 	Commits []UpstreamCommit
+	// Truncated counts the distinct commits left out beyond MaxCommits.
+	Truncated int
 	// BuildLink links to the CI run that did the export; it may be empty.
 	BuildLink string
 }
 
 // UpstreamCommit is one upstream commit carried by an export.
 type UpstreamCommit struct {
+	// Hash is a lowercase hex SHA-1 (40 digits) or SHA-256 (64 digits).
 	Hash    string
 	Message string
 	Author  string
@@ -87,16 +110,32 @@ func Decode(data []byte) (Info, error) {
 		return Info{}, fmt.Errorf("%w: trailing data after the object at offset %d", ErrMalformed, dec.InputOffset())
 	}
 
-	info := Info{Commit: w.Commit, BuildLink: w.BuildLink}
-	if len(w.Commits) > 0 {
-		info.Commits = make([]UpstreamCommit, 0, len(w.Commits))
+	info := Info{BuildLink: w.BuildLink}
+	if len(info.BuildLink) > MaxBuildLink {
+		info.BuildLink = "" // a cut link leads nowhere
 	}
+	if w.Commit != "" {
+		sha, err := parseSHA(w.Commit)
+		if err != nil {
+			return Info{}, fmt.Errorf("commit: %w", err)
+		}
+		info.Commit = sha
+	}
+	seen := make(map[string]bool, len(w.Commits))
 	for i, raw := range w.Commits {
 		c, err := decodeCommit(raw)
 		if err != nil {
 			return Info{}, fmt.Errorf("commits_since_last_export[%d]: %w", i, err)
 		}
+		if seen[c.Hash] {
+			continue // the same commit listed again: one commit, one stage
+		}
+		seen[c.Hash] = true
 		info.Commits = append(info.Commits, c)
+	}
+	if n := len(info.Commits); n > MaxCommits {
+		info.Truncated = n - MaxCommits
+		info.Commits = append([]UpstreamCommit(nil), info.Commits[n-MaxCommits:]...)
 	}
 	return info, nil
 }
@@ -113,11 +152,47 @@ func decodeCommit(raw json.RawMessage) (UpstreamCommit, error) {
 	if strings.TrimSpace(w.Hash) == "" {
 		return UpstreamCommit{}, ErrMissingHash
 	}
+	sha, err := parseSHA(w.Hash)
+	if err != nil {
+		return UpstreamCommit{}, err
+	}
 	t, err := parseTime(w.Time)
 	if err != nil {
-		return UpstreamCommit{}, fmt.Errorf("commit %s: %w", quote(w.Hash), err)
+		return UpstreamCommit{}, fmt.Errorf("commit %s: %w", sha, err)
 	}
-	return UpstreamCommit{Hash: w.Hash, Message: w.Message, Author: w.Author, Email: w.Email, Time: t}, nil
+	return UpstreamCommit{
+		Hash: sha, Message: cut(w.Message, MaxMessage), Author: cut(w.Author, MaxName), Email: cut(w.Email, MaxName), Time: t,
+	}, nil
+}
+
+// parseSHA accepts a 40 or 64 digit hex SHA in either case and returns it in lowercase.
+func parseSHA(s string) (string, error) {
+	if len(s) != 40 && len(s) != 64 {
+		return "", fmt.Errorf("%w: %s is %d characters", ErrBadHash, quote(s), len(s))
+	}
+	for i := range len(s) {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return "", fmt.Errorf("%w: %s has a non-hex character at %d", ErrBadHash, quote(s), i)
+		}
+	}
+	return strings.ToLower(s), nil
+}
+
+// cut shortens s to at most n bytes without splitting a UTF-8 sequence.
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	s = s[:n]
+	for len(s) > 0 {
+		r, size := utf8.DecodeLastRuneInString(s)
+		if r != utf8.RuneError || size > 1 {
+			break
+		}
+		s = s[:len(s)-1]
+	}
+	return s
 }
 
 // parseTime parses an RFC 3339 or git default-format time; a missing or zero time is an error.
@@ -185,8 +260,9 @@ func quote(s string) string {
 	return fmt.Sprintf("%q…(%d bytes)", s[:max], len(s))
 }
 
-// ID identifies the export: its upstream head commit, else its newest listed upstream commit; empty for none.
-func (i Info) ID() string {
+// Head returns the export's identity in plain form: its upstream head commit, else its newest listed upstream
+// commit; empty for none.
+func (i Info) Head() string {
 	if i.Commit != "" {
 		return i.Commit
 	}
@@ -194,4 +270,15 @@ func (i Info) ID() string {
 		return i.Commits[n-1].Hash
 	}
 	return ""
+}
+
+// ID identifies the export in a fixed IDLength hex digits (a truncated SHA-256 of Head), so what the ledger
+// keeps per object is small whatever the file holds; empty when there is no identity.
+func (i Info) ID() string {
+	head := i.Head()
+	if head == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte("exporter-info\x00" + head))
+	return hex.EncodeToString(sum[:])[:IDLength]
 }

@@ -123,7 +123,7 @@ func TestArtifactExporterInfo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.ID() != upstreamSHA || len(info.Commits) != 1 || info.Commits[0].Message != "feat: ship it" {
+	if info.Head() != upstreamSHA || len(info.Commits) != 1 || info.Commits[0].Message != "feat: ship it" {
 		t.Errorf("decoded %+v", info)
 	}
 	if n := reg.blobGETsOf(layerDigest.String()); n != 1 {
