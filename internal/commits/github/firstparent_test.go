@@ -1,13 +1,9 @@
 package github
 
 import (
-	"encoding/json"
 	"fmt"
 	"slices"
 	"testing"
-	"time"
-
-	gh "github.com/google/go-github/v88/github"
 
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits"
 )
@@ -141,26 +137,6 @@ func shas(cs []commits.Commit) []string {
 	return out
 }
 
-// FuzzToCommit maps arbitrary commit JSON without panicking and keeps what it maps.
-func FuzzToCommit(f *testing.F) {
-	f.Add([]byte(`{"sha":"a","commit":{"author":{"name":"A","email":"a@x","date":"2025-01-01T00:00:00Z"},"committer":{"date":"2025-01-02T00:00:00+02:00"},"message":"m"},"parents":[{"sha":"p"},{"sha":"q"}]}`))
-	f.Add([]byte(`{"sha":"a","commit":null,"parents":[null,{}]}`))
-	f.Add([]byte(`{}`))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		var rc gh.RepositoryCommit
-		if json.Unmarshal(data, &rc) != nil {
-			return
-		}
-		c := toCommit(&rc)
-		if c.SHA != rc.GetSHA() || c.Message != rc.GetCommit().GetMessage() || len(c.Parents) != len(rc.Parents) {
-			t.Fatalf("mapped %+v from %s", c, data)
-		}
-		if want := rc.GetCommit().GetCommitter().GetDate().Time; !c.CommitterTime.Equal(want) {
-			t.Fatalf("committer time %v, want %v", c.CommitterTime, want)
-		}
-	})
-}
-
 func TestAssemble(t *testing.T) {
 	c := func(i int, parents ...int) commits.Commit {
 		out := commits.Commit{SHA: sha(i)}
@@ -199,17 +175,5 @@ func TestAssemble(t *testing.T) {
 				t.Errorf("got %v truncated %d more %v; want %v truncated %d more %v", shas(got.Commits), got.Truncated, more, tt.want, tt.truncated, tt.more)
 			}
 		})
-	}
-}
-
-func TestCommitTimes(t *testing.T) {
-	at := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
-	rc := &gh.RepositoryCommit{SHA: gh.Ptr("s"), Commit: &gh.Commit{
-		Author:    &gh.CommitAuthor{Date: &gh.Timestamp{Time: at}},
-		Committer: &gh.CommitAuthor{Date: &gh.Timestamp{Time: at.Add(time.Hour)}},
-	}}
-	c := toCommit(rc)
-	if !c.Time(commits.AuthorTime).Equal(at) || !c.Time(commits.CommitterTime).Equal(at.Add(time.Hour)) {
-		t.Errorf("got %+v", c)
 	}
 }

@@ -1,18 +1,27 @@
 // Package github answers commit questions from the GitHub REST API (github.com or GitHub Enterprise
 // Server): commit metadata, first-parent ranges through the compare API, and files through the contents
-// API. Answers are immutable by SHA, so they are held in one bounded LRU; concurrent identical lookups
-// share one HTTP call; retries and rate limits are handled by maintained transports (see newTransport).
+// API.
+//
+// Every answer is decoded defensively: an empty, null, truncated or wrongly typed body, or one missing a
+// SHA or a commit time, is an error wrapping commits.ErrBadResponse, never a panic; bodies are capped.
+// Every lookup (retries included) finishes within Options.Timeout and then fails with an error wrapping
+// context.DeadlineExceeded. Rate limits never sleep: a 429 or rate-limited 403 fails the lookup at once
+// with a *commits.RateLimitError, and until it lifts every lookup that needs a request fails the same way
+// without sending one. Only 5xx and network errors are retried, briefly. Credentials go only to the API
+// base URL's own scheme, host and port. Answers are immutable by SHA, so they are held in an LRU bounded
+// in bytes (Options.CacheBytes), and concurrent identical lookups share one call that no single caller's
+// cancellation can fail for the others.
 package github
 
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -20,22 +29,25 @@ import (
 	"github.com/bradleyfalzon/ghinstallation/v2"
 	gh "github.com/google/go-github/v88/github"
 	"github.com/hashicorp/go-cleanhttp"
-	lru "github.com/hashicorp/golang-lru/v2"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits/bytecache"
 )
 
 // DefaultBaseURL is the API base URL of github.com.
 const DefaultBaseURL = "https://api.github.com/"
 
 const (
-	defaultCacheSize  = 4096
+	// DefaultTimeout bounds one lookup, retries included.
+	DefaultTimeout = 30 * time.Second
+	// DefaultCacheBytes bounds the answers held in memory.
+	DefaultCacheBytes = 32 << 20
 	defaultMaxRetries = 4
 	defaultWaitMin    = 500 * time.Millisecond
-	defaultWaitMax    = 30 * time.Second
+	defaultWaitMax    = 5 * time.Second
 	comparePageSize   = 100
 	userAgent         = "flux-commit-tracker"
 	tracerName        = "github.com/flux-commit-tracker/flux-commit-tracker/internal/commits/github"
@@ -47,6 +59,7 @@ var ErrTooLarge = commits.ErrTooLarge
 // Options configures a Provider. Token wins over App credentials; with neither, calls are anonymous.
 type Options struct {
 	// BaseURL is the API base URL; default https://api.github.com/, GitHub Enterprise: https://host/api/v3/.
+	// Credentials are sent to its scheme, host and port only.
 	BaseURL string
 	// Token is a personal access or fine-grained token.
 	Token string
@@ -54,17 +67,19 @@ type Options struct {
 	AppID             int64
 	AppPrivateKey     []byte
 	AppInstallationID int64
-	// CacheSize bounds the answers held in memory; default 4096.
-	CacheSize int
-	// MaxRetries bounds retries of one request; default 4, negative disables retries.
+	// Timeout bounds one lookup, its retries included; default 30s.
+	Timeout time.Duration
+	// CacheBytes bounds the estimated bytes of the answers held in memory; default 32 MiB.
+	CacheBytes int64
+	// MaxRetries bounds retries of one request after a 5xx or network error; default 4, negative disables.
 	MaxRetries int
-	// RetryWaitMin and RetryWaitMax bound the exponential backoff; default 500ms and 30s.
+	// RetryWaitMin and RetryWaitMax bound the exponential backoff; default 500ms and 5s.
 	RetryWaitMin, RetryWaitMax time.Duration
 	// OnCall, if set, is told the outcome of every HTTP call and every lookup answered from memory.
 	OnCall func(ctx context.Context, outcome commits.CallOutcome)
 	// TracerProvider, if set, records a client span per HTTP call.
 	TracerProvider trace.TracerProvider
-	// Logger, if set, gets rate limit notices and retry details (debug).
+	// Logger, if set, gets rate limit notices, recovered failures and retry details (debug).
 	Logger *slog.Logger
 	// Transport is the base round tripper; default a pooled transport.
 	Transport http.RoundTripper
@@ -101,10 +116,13 @@ func (o Options) validateApp() error {
 
 // Provider implements commits.Provider for GitHub. It is safe for concurrent use.
 type Provider struct {
-	client *gh.Client
-	cache  *lru.Cache[string, any]
-	flight singleflight.Group
-	onCall func(context.Context, commits.CallOutcome)
+	client  *gh.Client
+	cache   *bytecache.Cache[string, any]
+	flight  singleflight.Group
+	limiter *limiter
+	timeout time.Duration
+	onCall  func(context.Context, commits.CallOutcome)
+	logger  *slog.Logger
 }
 
 var _ commits.Provider = (*Provider)(nil)
@@ -117,7 +135,7 @@ func New(opts Options) (*Provider, error) {
 	}
 	cfg := transportConfig{
 		base:       opts.Transport,
-		apiPrefix:  base.Path,
+		apiURL:     base,
 		onCall:     opts.OnCall,
 		logger:     opts.Logger,
 		maxRetries: opts.MaxRetries,
@@ -133,6 +151,7 @@ func New(opts Options) (*Provider, error) {
 	if cfg.logger == nil {
 		cfg.logger = slog.New(slog.DiscardHandler)
 	}
+	cfg.limiter = &limiter{now: time.Now, logger: cfg.logger}
 	retry := commits.RetryPolicy{MaxRetries: cfg.maxRetries, WaitMin: cfg.waitMin, WaitMax: cfg.waitMax}.
 		WithDefaults(commits.RetryPolicy{MaxRetries: defaultMaxRetries, WaitMin: defaultWaitMin, WaitMax: defaultWaitMax})
 	cfg.maxRetries, cfg.waitMin, cfg.waitMax = retry.MaxRetries, retry.WaitMin, retry.WaitMax
@@ -141,7 +160,10 @@ func New(opts Options) (*Provider, error) {
 		tp = noop.NewTracerProvider()
 	}
 	cfg.tracer = tp.Tracer(tracerName)
-	if opts.AuthMode() == "app" {
+	switch opts.AuthMode() {
+	case "token":
+		cfg.token = opts.Token
+	case "app":
 		if err := opts.validateApp(); err != nil {
 			return nil, err
 		}
@@ -160,28 +182,31 @@ func New(opts Options) (*Provider, error) {
 		return nil, err
 	}
 	baseURL := base.String()
-	clientOpts := []gh.ClientOptionsFunc{
+	client, err := gh.NewClient(
 		gh.WithTransport(rt),
 		gh.WithURLs(&baseURL, nil),
 		gh.WithDisableRateLimitCheck(),
 		gh.WithUserAgent(userAgent),
-	}
-	if opts.AuthMode() == "token" {
-		clientOpts = append(clientOpts, gh.WithAuthToken(opts.Token))
-	}
-	client, err := gh.NewClient(clientOpts...)
+	)
 	if err != nil {
 		return nil, fmt.Errorf("github: %w", err)
 	}
-	size := opts.CacheSize
-	if size <= 0 {
-		size = defaultCacheSize
+	timeout := opts.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
 	}
-	cache, err := lru.New[string, any](size)
-	if err != nil {
-		return nil, fmt.Errorf("github: %w", err)
+	cacheBytes := opts.CacheBytes
+	if cacheBytes <= 0 {
+		cacheBytes = DefaultCacheBytes
 	}
-	return &Provider{client: client, cache: cache, onCall: cfg.onCall}, nil
+	return &Provider{
+		client:  client,
+		cache:   bytecache.New[string, any](cacheBytes),
+		limiter: cfg.limiter,
+		timeout: timeout,
+		onCall:  cfg.onCall,
+		logger:  cfg.logger,
+	}, nil
 }
 
 func parseBaseURL(s string) (*url.URL, error) {
@@ -198,15 +223,34 @@ func parseBaseURL(s string) (*url.URL, error) {
 	return u, nil
 }
 
+// get sends GET u (relative to the base URL) and returns the body, undecoded.
+func (p *Provider) get(ctx context.Context, u string) ([]byte, *gh.Response, error) {
+	req, err := p.client.NewRequest(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	var raw bytes.Buffer
+	resp, err := p.client.Do(req, &raw)
+	if err != nil {
+		return nil, resp, err
+	}
+	return raw.Bytes(), resp, nil
+}
+
 // Commit returns one commit by SHA.
 func (p *Provider) Commit(ctx context.Context, repo commits.Repository, sha string) (commits.Commit, error) {
 	key := cacheKey("commit", repo, sha)
-	v, err := p.lookup(ctx, key, key, isSHA(sha), func(ctx context.Context) (any, error) {
-		rc, _, err := p.client.Repositories.GetCommit(ctx, repo.Owner, repo.Name, sha, nil)
+	v, err := p.lookup(ctx, key, key, isSHA(sha), func(ctx context.Context) (any, int64, error) {
+		what := fmt.Sprintf("get commit %s@%s", repo, quote(sha))
+		raw, _, err := p.get(ctx, fmt.Sprintf("repos/%s/%s/commits/%s", url.PathEscape(repo.Owner), url.PathEscape(repo.Name), escapeRef(sha)))
 		if err != nil {
-			return nil, apiError(err, "get commit %s@%s", repo, sha)
+			return nil, 0, apiError(ctx, err, "%s", what)
 		}
-		return toCommit(rc), nil
+		c, err := decodeCommit(raw)
+		if err != nil {
+			return nil, 0, fmt.Errorf("github: %s: %w", what, err)
+		}
+		return c, int64(len(key)) + commitBytes(c), nil
 	})
 	if err != nil {
 		return commits.Commit{}, err
@@ -228,8 +272,12 @@ func (p *Provider) Range(ctx context.Context, repo commits.Repository, base, hea
 		head = c.SHA
 	}
 	key := cacheKey("range", repo, base, head)
-	v, err := p.lookup(ctx, key, key, isSHA(base) && isSHA(head), func(ctx context.Context) (any, error) {
-		return p.fetchRange(ctx, repo, base, head)
+	v, err := p.lookup(ctx, key, key, isSHA(base) && isSHA(head), func(ctx context.Context) (any, int64, error) {
+		r, err := p.fetchRange(ctx, repo, base, head)
+		if err != nil {
+			return nil, 0, err
+		}
+		return r, int64(len(key)) + rangeBytes(r), nil
 	})
 	if err != nil {
 		return commits.Range{}, err
@@ -241,10 +289,17 @@ func (p *Provider) Range(ctx context.Context, repo commits.Repository, base, hea
 
 // fetchRange asks the compare API for page 1 (status and total_commits), then walkPages takes over.
 func (p *Provider) fetchRange(ctx context.Context, repo commits.Repository, base, head string) (commits.Range, error) {
-	page := func(n int) (*gh.CommitsComparison, *gh.Response, error) {
-		cmp, resp, err := p.client.Repositories.CompareCommits(ctx, repo.Owner, repo.Name, base, head, &gh.ListOptions{Page: n, PerPage: comparePageSize})
+	what := fmt.Sprintf("compare %s %s...%s", repo, quote(base), quote(head))
+	page := func(n int) (compare, *gh.Response, error) {
+		u := fmt.Sprintf("repos/%s/%s/compare/%s...%s?page=%d&per_page=%d", url.PathEscape(repo.Owner), url.PathEscape(repo.Name),
+			escapeRef(base), escapeRef(head), n, comparePageSize)
+		raw, resp, err := p.get(ctx, u)
 		if err != nil {
-			return nil, nil, apiError(err, "compare %s %s...%s", repo, base, head)
+			return compare{}, nil, apiError(ctx, err, "%s", what)
+		}
+		cmp, err := decodeCompare(raw)
+		if err != nil {
+			return compare{}, nil, fmt.Errorf("github: %s: page %d: %w", what, n, err)
 		}
 		return cmp, resp, nil
 	}
@@ -252,21 +307,20 @@ func (p *Provider) fetchRange(ctx context.Context, repo commits.Repository, base
 	if err != nil {
 		return commits.Range{}, err
 	}
-	switch status := commits.RangeStatus(cmp.GetStatus()); status {
-	case commits.Ahead:
-	case commits.Identical, commits.Behind, commits.Diverged:
-		return commits.Range{Status: status}, nil
-	default:
-		return commits.Range{}, fmt.Errorf("github: compare %s %s...%s: unknown status %q", repo, base, head, status)
+	if cmp.status != commits.Ahead {
+		return commits.Range{Status: cmp.status}, nil
 	}
-	total := cmp.GetTotalCommits()
-	lastPage := max(resp.LastPage, (total+comparePageSize-1)/comparePageSize)
-	return walkPages(base, head, total, lastPage, toCommits(cmp.Commits), func(n int) ([]commits.Commit, error) {
+	lastPage := max(resp.LastPage, (cmp.total+comparePageSize-1)/comparePageSize)
+	return walkPages(base, head, cmp.total, lastPage, cmp.commits, func(n int) ([]commits.Commit, error) {
 		cmp, _, err := page(n)
 		if err != nil {
 			return nil, err
 		}
-		return toCommits(cmp.Commits), nil
+		if len(cmp.commits) == 0 {
+			// A page the answer promised is empty: the totals or links were wrong; do not walk on.
+			return nil, fmt.Errorf("github: %s: page %d of %d is empty: %w", what, n, lastPage, commits.ErrBadResponse)
+		}
+		return cmp.commits, nil
 	})
 }
 
@@ -302,8 +356,12 @@ type fileEntry struct {
 func (p *Provider) File(ctx context.Context, repo commits.Repository, sha, path string, maxBytes int64) ([]byte, error) {
 	key := cacheKey("file", repo, sha, path)
 	flightKey := key + "\x00" + strconv.FormatInt(maxBytes, 10)
-	v, err := p.lookup(ctx, key, flightKey, isSHA(sha), func(ctx context.Context) (any, error) {
-		return p.fetchFile(ctx, repo, sha, path, maxBytes)
+	v, err := p.lookup(ctx, key, flightKey, isSHA(sha), func(ctx context.Context) (any, int64, error) {
+		e, err := p.fetchFile(ctx, repo, sha, path, maxBytes)
+		if err != nil {
+			return nil, 0, err
+		}
+		return e, int64(len(key)) + 64 + int64(len(e.data)), nil
 	})
 	if err != nil {
 		return nil, err
@@ -311,7 +369,7 @@ func (p *Provider) File(ctx context.Context, repo commits.Repository, sha, path 
 	e := v.(fileEntry)
 	switch {
 	case e.missing:
-		return nil, fmt.Errorf("github: %s at %s in %s: %w", path, sha, repo, commits.ErrNotFound)
+		return nil, fmt.Errorf("github: %s at %s in %s: %w", quote(path), quote(sha), repo, commits.ErrNotFound)
 	case int64(len(e.data)) > maxBytes:
 		return nil, tooLarge(repo, sha, path, int64(len(e.data)), maxBytes)
 	}
@@ -319,50 +377,52 @@ func (p *Provider) File(ctx context.Context, repo commits.Repository, sha, path 
 }
 
 func (p *Provider) fetchFile(ctx context.Context, repo commits.Repository, sha, path string, maxBytes int64) (fileEntry, error) {
-	fc, dir, _, err := p.client.Repositories.GetContents(ctx, repo.Owner, repo.Name, path, &gh.RepositoryContentGetOptions{Ref: sha})
+	what := fmt.Sprintf("get %s at %s in %s", quote(path), quote(sha), repo)
+	raw, _, err := p.get(ctx, contentsURL(repo, sha, path))
 	if err != nil {
 		var er *gh.ErrorResponse
 		// A missing path at an existing commit stays missing; a missing commit may still be pushed.
-		if errors.As(err, &er) && er.Response.StatusCode == http.StatusNotFound && !strings.HasPrefix(er.Message, "No commit found") {
+		if errors.As(err, &er) && er.Response != nil && er.Response.StatusCode == http.StatusNotFound && !strings.HasPrefix(er.Message, "No commit found") {
 			return fileEntry{missing: true}, nil
 		}
-		return fileEntry{}, apiError(err, "get %s at %s in %s", path, sha, repo)
+		return fileEntry{}, apiError(ctx, err, "%s", what)
 	}
-	if dir != nil || fc.GetType() != "file" {
-		return fileEntry{}, fmt.Errorf("github: %s at %s in %s is not a file", path, sha, repo)
-	}
-	if size := int64(fc.GetSize()); size > maxBytes {
-		return fileEntry{}, tooLarge(repo, sha, path, size, maxBytes)
-	}
-	var data []byte
-	var content string
-	if fc.Content != nil {
-		content = *fc.Content
-	}
-	switch fc.GetEncoding() {
-	case "base64":
-		data, err = base64.StdEncoding.DecodeString(content)
-	case "":
-		data = []byte(content)
-	case "none": // over 1 MB: the contents API serves it only raw
-		data, err = p.rawFile(ctx, repo, sha, path, maxBytes)
-	default:
-		err = fmt.Errorf("unknown content encoding %q", fc.GetEncoding())
-	}
+	f, err := decodeContents(raw)
 	if err != nil {
-		return fileEntry{}, fmt.Errorf("github: %s at %s in %s: %w", path, sha, repo, err)
+		return fileEntry{}, fmt.Errorf("github: %s: %w", what, err)
 	}
-	if int64(len(data)) > maxBytes {
-		return fileEntry{}, tooLarge(repo, sha, path, int64(len(data)), maxBytes)
+	if f.dir {
+		return fileEntry{}, fmt.Errorf("github: %s: not a file", what)
 	}
-	return fileEntry{data: data}, nil
+	if f.size > maxBytes {
+		return fileEntry{}, tooLarge(repo, sha, path, f.size, maxBytes)
+	}
+	if f.encoding == "none" {
+		if f.data, err = p.rawFile(ctx, repo, sha, path, maxBytes); err != nil {
+			return fileEntry{}, apiError(ctx, err, "%s (raw)", what)
+		}
+		if int64(len(f.data)) > maxBytes {
+			return fileEntry{}, tooLarge(repo, sha, path, int64(len(f.data)), maxBytes)
+		}
+		if int64(len(f.data)) != f.size {
+			return fileEntry{}, fmt.Errorf("github: %s: raw content is %d bytes, size says %d: %w", what, len(f.data), f.size, commits.ErrBadResponse)
+		}
+	}
+	return fileEntry{data: f.data}, nil
+}
+
+// escapeRef escapes a ref for a URL path, keeping the slashes of branch names.
+func escapeRef(ref string) string { return (&url.URL{Path: ref}).EscapedPath() }
+
+// contentsURL is the contents API path of path at ref.
+func contentsURL(repo commits.Repository, ref, path string) string {
+	return fmt.Sprintf("repos/%s/%s/contents/%s?ref=%s", url.PathEscape(repo.Owner), url.PathEscape(repo.Name),
+		(&url.URL{Path: strings.Trim(path, "/")}).EscapedPath(), url.QueryEscape(ref))
 }
 
 // rawFile fetches a file with the raw media type, reading at most maxBytes+1 bytes.
 func (p *Provider) rawFile(ctx context.Context, repo commits.Repository, sha, path string, maxBytes int64) ([]byte, error) {
-	u := fmt.Sprintf("repos/%s/%s/contents/%s?ref=%s", url.PathEscape(repo.Owner), url.PathEscape(repo.Name),
-		(&url.URL{Path: path}).EscapedPath(), url.QueryEscape(sha))
-	req, err := p.client.NewRequest(ctx, http.MethodGet, u, nil)
+	req, err := p.client.NewRequest(ctx, http.MethodGet, contentsURL(repo, sha, path), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -391,50 +451,59 @@ func (b *cappedBuffer) Write(p []byte) (int, error) {
 }
 
 func tooLarge(repo commits.Repository, sha, path string, size, maxBytes int64) error {
-	return fmt.Errorf("github: %s at %s in %s is %d bytes, over the %d byte limit: %w", path, sha, repo, size, maxBytes, ErrTooLarge)
+	return fmt.Errorf("github: %s at %s in %s is %d bytes, over the %d byte limit: %w", quote(path), quote(sha), repo, size, maxBytes, ErrTooLarge)
 }
 
 // lookup answers from the cache, else runs fetch once for all concurrent callers with the same flightKey
-// and caches a successful answer under key when cacheable. Callers served by another's call count as cache hits.
-func (p *Provider) lookup(ctx context.Context, key, flightKey string, cacheable bool, fetch func(context.Context) (any, error)) (any, error) {
+// and caches a successful answer (of the size fetch estimates) under key when cacheable. Callers served
+// by another's call count as cache hits. While a rate limit holds, a lookup that is not in the cache fails
+// at once.
+//
+// The shared call runs on a context detached from every caller's cancellation (it keeps their values,
+// e.g. the trace) and bounded by the provider's timeout, so one caller giving up does not fail the others;
+// each caller still returns when its own context ends. A panic in fetch becomes an error.
+func (p *Provider) lookup(ctx context.Context, key, flightKey string, cacheable bool, fetch func(context.Context) (any, int64, error)) (any, error) {
 	if cacheable {
 		if v, ok := p.cache.Get(key); ok {
 			p.onCall(ctx, commits.CallCacheHit)
 			return v, nil
 		}
 	}
-	for {
-		leader, hit := false, false
-		ch := p.flight.DoChan(flightKey, func() (any, error) {
-			leader = true
-			if cacheable {
-				// An earlier flight may have filled the cache since the check above.
-				if v, ok := p.cache.Get(key); ok {
-					hit = true
-					return v, nil
-				}
+	if err := p.limiter.check(); err != nil {
+		return nil, fmt.Errorf("github: %w", err)
+	}
+	leader, hit := false, false
+	ch := p.flight.DoChan(flightKey, func() (v any, err error) {
+		leader = true
+		defer func() {
+			if r := recover(); r != nil {
+				p.logger.ErrorContext(ctx, "github: lookup panicked; answering with an error", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+				v, err = nil, fmt.Errorf("github: lookup failed: %v: %w", r, commits.ErrBadResponse)
 			}
-			v, err := fetch(ctx)
-			if err == nil && cacheable {
-				p.cache.Add(key, v)
+		}()
+		if cacheable {
+			// An earlier flight may have filled the cache since the check above.
+			if v, ok := p.cache.Get(key); ok {
+				hit = true
+				return v, nil
 			}
-			return v, err
-		})
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case res := <-ch:
-			if leader && !hit {
-				return res.Val, res.Err
-			}
-			if res.Err != nil && isContextErr(res.Err) && ctx.Err() == nil {
-				continue // the leader's context ended, ours did not: ask again
-			}
-			if res.Err == nil {
-				p.onCall(ctx, commits.CallCacheHit)
-			}
-			return res.Val, res.Err
 		}
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.timeout)
+		defer cancel()
+		v, size, err := fetch(fctx)
+		if err == nil && cacheable {
+			p.cache.Add(key, v, size)
+		}
+		return v, err
+	})
+	select {
+	case <-ctx.Done():
+		return nil, fmt.Errorf("github: %w", ctx.Err())
+	case res := <-ch:
+		if (!leader || hit) && res.Err == nil {
+			p.onCall(ctx, commits.CallCacheHit)
+		}
+		return res.Val, res.Err
 	}
 }
 
@@ -442,15 +511,30 @@ func isContextErr(err error) bool {
 	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 
-// apiError wraps err with what was asked; GitHub's 404 and "No commit found" 422 become commits.ErrNotFound.
-func apiError(err error, format string, args ...any) error {
+// apiError wraps err with what was asked. GitHub's 404 and "No commit found" 422 become commits.ErrNotFound;
+// a failure once a 2xx answer arrived (a truncated or oversized body) is commits.ErrBadResponse; the
+// lookup's deadline shows as context.DeadlineExceeded.
+func apiError(ctx context.Context, err error, format string, args ...any) error {
 	what := fmt.Sprintf(format, args...)
+	if ctxErr := ctx.Err(); ctxErr != nil && !isContextErr(err) {
+		return fmt.Errorf("github: %s: %w (%w)", what, ctxErr, err)
+	}
 	var er *gh.ErrorResponse
 	if errors.As(err, &er) && er.Response != nil {
 		code := er.Response.StatusCode
 		if code == http.StatusNotFound || (code == http.StatusUnprocessableEntity && strings.HasPrefix(er.Message, "No commit found")) {
 			return fmt.Errorf("github: %s: %w: %w", what, commits.ErrNotFound, err)
 		}
+		return fmt.Errorf("github: %s: %w", what, err)
+	}
+	var limited *commits.RateLimitError
+	if errors.As(err, &limited) || isContextErr(err) || errors.Is(err, commits.ErrBadResponse) {
+		return fmt.Errorf("github: %s: %w", what, err)
+	}
+	var ue *url.Error
+	if !errors.As(err, &ue) {
+		// Not the transport's error: the body of a successful answer could not be read whole.
+		return fmt.Errorf("github: %s: reading the answer: %w: %w", what, commits.ErrBadResponse, err)
 	}
 	return fmt.Errorf("github: %s: %w", what, err)
 }
@@ -472,28 +556,22 @@ func isSHA(s string) bool {
 	return true
 }
 
-func toCommit(rc *gh.RepositoryCommit) commits.Commit {
-	gc := rc.GetCommit()
-	c := commits.Commit{
-		SHA:           rc.GetSHA(),
-		Message:       gc.GetMessage(),
-		AuthorName:    gc.GetAuthor().GetName(),
-		AuthorEmail:   gc.GetAuthor().GetEmail(),
-		AuthorTime:    gc.GetAuthor().GetDate().Time,
-		CommitterTime: gc.GetCommitter().GetDate().Time,
+// commitBytes estimates the memory one cached commit holds.
+func commitBytes(c commits.Commit) int64 {
+	n := 160 + len(c.SHA) + len(c.Message) + len(c.AuthorName) + len(c.AuthorEmail)
+	for _, parent := range c.Parents {
+		n += 16 + len(parent)
 	}
-	for _, parent := range rc.Parents {
-		c.Parents = append(c.Parents, parent.GetSHA())
-	}
-	return c
+	return int64(n)
 }
 
-func toCommits(rcs []*gh.RepositoryCommit) []commits.Commit {
-	out := make([]commits.Commit, len(rcs))
-	for i, rc := range rcs {
-		out[i] = toCommit(rc)
+// rangeBytes estimates the memory one cached range holds.
+func rangeBytes(r commits.Range) int64 {
+	n := int64(64)
+	for _, c := range r.Commits {
+		n += commitBytes(c)
 	}
-	return out
+	return n
 }
 
 func cloneCommit(c commits.Commit) commits.Commit {

@@ -413,35 +413,39 @@ func TestRetries(t *testing.T) {
 	}
 }
 
-// TestRateLimits checks that after a rate-limited answer no request reaches GitHub before the time it
-// named, and that the lookup then succeeds.
+// TestRateLimits: a rate-limited answer fails the lookup at once with a *commits.RateLimitError naming when
+// the limit lifts; until then every lookup fails the same way without a request; afterwards lookups work.
 func TestRateLimits(t *testing.T) {
-	const epsilon = 50 * time.Millisecond
 	tests := []struct {
-		name   string
-		inject func(*githubtest.Server)
+		name      string
+		inject    func(*githubtest.Server)
+		wantCause string
 		// until returns the earliest time the next request may arrive, given the limited one.
 		until func(limited githubtest.Request) time.Time
 	}{
 		{
-			name:   "secondary 429 retry-after 2s",
-			inject: func(s *githubtest.Server) { s.RateLimitNext(http.StatusTooManyRequests, 2*time.Second) },
-			until:  func(r githubtest.Request) time.Time { return r.Time.Add(2 * time.Second) },
+			name:      "secondary 429 retry-after 2s",
+			inject:    func(s *githubtest.Server) { s.RateLimitNext(http.StatusTooManyRequests, 2*time.Second) },
+			wantCause: github.CauseSecondary,
+			until:     func(r githubtest.Request) time.Time { return r.Time.Add(2 * time.Second) },
 		},
 		{
-			name:   "secondary 403 retry-after 1s",
-			inject: func(s *githubtest.Server) { s.RateLimitNext(http.StatusForbidden, time.Second) },
-			until:  func(r githubtest.Request) time.Time { return r.Time.Add(time.Second) },
+			name:      "secondary 403 retry-after 1s",
+			inject:    func(s *githubtest.Server) { s.RateLimitNext(http.StatusForbidden, time.Second) },
+			wantCause: github.CauseSecondary,
+			until:     func(r githubtest.Request) time.Time { return r.Time.Add(time.Second) },
 		},
 		{
-			name:   "primary 403 x-ratelimit-remaining 0 until x-ratelimit-reset",
-			inject: func(s *githubtest.Server) { s.PrimaryRateLimitNext(http.StatusForbidden, time.Second) },
-			until:  func(r githubtest.Request) time.Time { return time.Unix(r.Time.Add(time.Second).Unix()+1, 0) },
+			name:      "primary 403 x-ratelimit-remaining 0 until x-ratelimit-reset",
+			inject:    func(s *githubtest.Server) { s.PrimaryRateLimitNext(http.StatusForbidden, time.Second) },
+			wantCause: github.CausePrimary,
+			until:     func(r githubtest.Request) time.Time { return time.Unix(r.Time.Add(time.Second).Unix()+1, 0) },
 		},
 		{
-			name:   "primary 429",
-			inject: func(s *githubtest.Server) { s.PrimaryRateLimitNext(http.StatusTooManyRequests, time.Second) },
-			until:  func(r githubtest.Request) time.Time { return time.Unix(r.Time.Add(time.Second).Unix()+1, 0) },
+			name:      "primary 429",
+			inject:    func(s *githubtest.Server) { s.PrimaryRateLimitNext(http.StatusTooManyRequests, time.Second) },
+			wantCause: github.CausePrimary,
+			until:     func(r githubtest.Request) time.Time { return time.Unix(r.Time.Add(time.Second).Unix()+1, 0) },
 		},
 	}
 	for _, tt := range tests {
@@ -450,54 +454,51 @@ func TestRateLimits(t *testing.T) {
 			f := newFixture(t, nil)
 			first, second := f.commit(map[string]string{"a": "1"}), f.commit(map[string]string{"a": "2"})
 			tt.inject(f.srv)
+			ctx := context.Background()
 
-			// A second lookup starts once the first has been limited; it must wait too.
-			var wg sync.WaitGroup
-			errs := make([]error, 2)
-			wg.Go(func() { _, errs[0] = f.p.Commit(context.Background(), repo, first) })
-			for f.calls.count(commits.CallError) == 0 {
-				time.Sleep(time.Millisecond)
+			_, err := f.p.Commit(ctx, repo, first)
+			var rl *commits.RateLimitError
+			if !errors.As(err, &rl) {
+				t.Fatalf("err = %v, want a *commits.RateLimitError", err)
 			}
-			time.Sleep(100 * time.Millisecond) // let the limiter record the limit it was just told about
-			wg.Go(func() { _, errs[1] = f.p.Commit(context.Background(), repo, second) })
-			wg.Wait()
-			if err := errors.Join(errs...); err != nil {
-				t.Fatal(err)
-			}
-
 			reqs := f.srv.Requests()
-			if reqs[0].Status != http.StatusForbidden && reqs[0].Status != http.StatusTooManyRequests {
-				t.Fatalf("first request answered %d", reqs[0].Status)
+			if len(reqs) != 1 || (reqs[0].Status != http.StatusForbidden && reqs[0].Status != http.StatusTooManyRequests) {
+				t.Fatalf("requests %+v, want one rate-limited answer", reqs)
 			}
-			until := tt.until(reqs[0]).Add(-epsilon)
+			if want := tt.until(reqs[0]); rl.Until.Before(want.Add(-50*time.Millisecond)) || rl.Cause != tt.wantCause {
+				t.Errorf("limit until %v (%s), want at or after %v (%s)", rl.Until, rl.Cause, want, tt.wantCause)
+			}
+			if _, ok := commits.RetryAfter(err, time.Now()); !ok {
+				t.Error("commits.RetryAfter does not see the limit")
+			}
+
+			// Every lookup before Until fails the same way without a request, whatever it asks.
+			_, errCommit := f.p.Commit(ctx, repo, second)
+			_, errRange := f.p.Range(ctx, repo, first, second)
+			_, errFile := f.p.File(ctx, repo, second, "a", 10)
+			for _, err := range []error{errCommit, errRange, errFile} {
+				if !errors.As(err, new(*commits.RateLimitError)) {
+					t.Errorf("err = %v during the limit, want a *commits.RateLimitError", err)
+				}
+			}
+			if n := len(f.srv.Requests()); n != 1 {
+				t.Errorf("%d requests during the limit, want only the limited one", n)
+			}
+
+			time.Sleep(time.Until(rl.Until))
+			if got, err := f.p.Commit(ctx, repo, second); err != nil || got.SHA != second {
+				t.Fatalf("after the limit: %v %v", got.SHA, err)
+			}
+			reqs = f.srv.Requests()
 			for _, r := range reqs[1:] {
-				if r.Time.Before(until) {
-					t.Errorf("request at +%v arrived before the limit lifted at +%v", r.Time.Sub(reqs[0].Time), until.Sub(reqs[0].Time))
+				if r.Time.Before(tt.until(reqs[0]).Add(-50 * time.Millisecond)) {
+					t.Errorf("request at +%v arrived before the limit lifted", r.Time.Sub(reqs[0].Time))
 				}
 				if r.Status != http.StatusOK {
 					t.Errorf("request after the limit answered %d", r.Status)
 				}
 			}
-			if len(reqs) != 3 {
-				t.Errorf("%d requests, want 3 (limited, then one per lookup)", len(reqs))
-			}
 		})
-	}
-}
-
-func TestRateLimitWaitRespectsContext(t *testing.T) {
-	f := newFixture(t, nil)
-	sha := f.commit(nil)
-	f.srv.RateLimitNext(http.StatusTooManyRequests, 30*time.Second)
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel()
-	start := time.Now()
-	_, err := f.p.Commit(ctx, repo, sha)
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("err = %v, want context.DeadlineExceeded", err)
-	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("returned after %v", d)
 	}
 }
 
@@ -550,9 +551,24 @@ func TestSingleflight(t *testing.T) {
 }
 
 func TestCache(t *testing.T) {
-	f := newFixture(t, func(o *github.Options) { o.CacheSize = 2 })
+	var budget int64
+	f := newFixture(t, func(o *github.Options) { o.CacheBytes = 1 }) // replaced below, once the commits exist
 	a, b, c := f.commit(map[string]string{"x": "1"}), f.commit(map[string]string{"x": "2"}), f.commit(map[string]string{"x": "3"})
 	ctx := context.Background()
+	for _, sha := range []string{a, b} {
+		got, err := f.p.Commit(ctx, repo, sha)
+		if err != nil {
+			t.Fatal(err)
+		}
+		budget += github.CommitCacheBytes(repo, got)
+	}
+	// Room for two of these commits, not three.
+	p, err := github.New(github.Options{BaseURL: f.srv.URL, Token: testToken, CacheBytes: budget + budget/4, OnCall: f.calls.add})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.p = p
+	f.srv.ClearRequests()
 
 	steps := []struct {
 		sha      string

@@ -1,6 +1,7 @@
 package github
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,12 +11,10 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/bradleyfalzon/ghinstallation/v2"
-	"github.com/gofri/go-github-ratelimit/v2/github_ratelimit"
-	"github.com/gofri/go-github-ratelimit/v2/github_ratelimit/github_primary_ratelimit"
-	"github.com/gofri/go-github-ratelimit/v2/github_ratelimit/github_secondary_ratelimit"
 	"github.com/hashicorp/go-retryablehttp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -25,55 +24,70 @@ import (
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits"
 )
 
-// resetSlack is added to a primary rate limit's reset time: x-ratelimit-reset has one-second
-// resolution and the limiter reopens on a timer at that instant.
-const resetSlack = 250 * time.Millisecond
+const (
+	// resetSlack is added to a primary rate limit's reset time: x-ratelimit-reset has one-second resolution.
+	resetSlack = 250 * time.Millisecond
+	// defaultLimitWait is how long a rate limit that names no time lasts, as GitHub documents for secondary limits.
+	defaultLimitWait = time.Minute
+	// maxLimitWait caps the time any rate limit answer can hold the provider back (a primary window is one hour).
+	maxLimitWait = time.Hour
+	// maxErrorPeek is how much of a 403 or 429 body is read to tell a secondary rate limit from a refusal.
+	maxErrorPeek = 64 << 10
+	// maxResponseBytes caps every response body; the read fails with ErrBadResponse past it.
+	maxResponseBytes = 32 << 20
+)
+
+// Rate limit causes, as RateLimitError.Cause.
+const (
+	CausePrimary    = "primary"
+	CauseSecondary  = "secondary"
+	CauseRetryAfter = "retry-after"
+)
 
 // transportConfig is what the transport stack needs from Options.
 type transportConfig struct {
 	base         http.RoundTripper
-	apiPrefix    string // path of the API base URL, e.g. "/" or "/api/v3/"
+	apiURL       *url.URL // the API base URL: credentials go to its scheme, host and port only
 	tracer       trace.Tracer
 	onCall       func(context.Context, commits.CallOutcome)
 	logger       *slog.Logger
+	limiter      *limiter
 	maxRetries   int
 	waitMin      time.Duration
 	waitMax      time.Duration
-	authenticate func(http.RoundTripper) (http.RoundTripper, error) // nil for token and anonymous auth
+	token        string                                             // sent as a bearer token, to the API host only
+	authenticate func(http.RoundTripper) (http.RoundTripper, error) // App auth; nil for token and anonymous auth
 }
 
 // newTransport builds, outermost first:
 //
-//	retryablehttp   retries network errors, 5xx, 429 and rate limits, waiting per Retry-After / x-ratelimit-reset (ctx-aware)
-//	ghinstallation  App auth (optional): a fresh installation token on every attempt
-//	limitResponse   turns the primary limiter's local rejection back into a 403 so retryablehttp waits for the reset
-//	go-github-ratelimit secondary (waits out retry-after, blocking all requests, then resends) over primary
-//	                (after x-ratelimit-remaining: 0 rejects every request locally until x-ratelimit-reset)
-//	instrumented    one span and one OnCall outcome per request on the wire
+//	retryablehttp  retries network errors and 5xx (not 501) with capped exponential backoff, ctx-aware;
+//	               its client follows redirects, so every layer below sees each hop
+//	authGate       credentials (bearer token or App installation token) only on requests to the API's own
+//	               scheme, host and port; any other request goes without Authorization
+//	limitGate      fails a request at once with *commits.RateLimitError while a remembered limit holds, and
+//	               turns a rate-limited answer (429, or 403 with retry-after / x-ratelimit-remaining: 0 /
+//	               GitHub's secondary limit message) into that error, remembering it; caps body sizes
+//	instrumented   one span and one OnCall outcome per request on the wire
 //	base
 //
-// The limiters gate every request globally so none leaves before a limit lifts, and retryablehttp makes
-// the limited lookup wait (ctx-aware) and retry, because the primary limiter rejects rather than waits.
-// go-github's own rate-limit tracking is disabled so these layers are the single authority.
+// Nothing in the stack sleeps for a rate limit: the caller gets the error and requeues.
 func newTransport(cfg transportConfig) (http.RoundTripper, error) {
-	var rt http.RoundTripper = &instrumented{base: cfg.base, prefix: cfg.apiPrefix, tracer: cfg.tracer, onCall: cfg.onCall}
-	rt = github_ratelimit.New(rt,
-		github_primary_ratelimit.WithLimitDetectedCallback(func(c *github_primary_ratelimit.CallbackContext) {
-			cfg.logger.Info("GitHub primary rate limit reached", "category", c.Category, "reset", c.ResetTime)
-		}),
-		github_secondary_ratelimit.WithLimitDetectedCallback(func(c *github_secondary_ratelimit.CallbackContext) {
-			cfg.logger.Info("GitHub secondary rate limit reached", "reset", c.ResetTime)
-		}),
-	)
-	rt = limitResponse{next: rt}
-	if cfg.authenticate != nil {
+	var wire http.RoundTripper = &instrumented{base: cfg.base, prefix: cfg.apiURL.Path, tracer: cfg.tracer, onCall: cfg.onCall}
+	wire = &limitGate{next: wire, limiter: cfg.limiter}
+	authed := wire
+	switch {
+	case cfg.authenticate != nil:
 		var err error
-		if rt, err = cfg.authenticate(rt); err != nil {
+		if authed, err = cfg.authenticate(wire); err != nil {
 			return nil, err
 		}
+	case cfg.token != "":
+		authed = bearer{next: wire, token: cfg.token}
 	}
+	gate := authGate{origin: origin(cfg.apiURL), authed: authed, plain: wire}
 	client := &retryablehttp.Client{
-		HTTPClient:   &http.Client{Transport: rt},
+		HTTPClient:   &http.Client{Transport: gate},
 		RetryMax:     cfg.maxRetries,
 		RetryWaitMin: cfg.waitMin,
 		RetryWaitMax: cfg.waitMax,
@@ -85,11 +99,15 @@ func newTransport(cfg transportConfig) (http.RoundTripper, error) {
 	return &retryablehttp.RoundTripper{Client: client}, nil
 }
 
-// checkRetry retries what retryablehttp's default policy retries (network errors, 429, 5xx other than
-// 501) plus rate-limited 403s, and never a rejected App credential.
+// checkRetry retries what retryablehttp's default policy retries (network errors, 5xx other than 501),
+// and never a rate limit or a rejected App credential.
 func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
 	if ctx.Err() != nil {
 		return false, ctx.Err()
+	}
+	var limited *commits.RateLimitError
+	if errors.As(err, &limited) {
+		return false, nil
 	}
 	var tokenErr *ghinstallation.HTTPError
 	if errors.As(err, &tokenErr) && tokenErr.Response != nil {
@@ -97,50 +115,26 @@ func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, erro
 		if tokenResp.Body != nil {
 			_ = tokenResp.Body.Close() // ghinstallation leaves it open for inspection
 		}
-		code := tokenResp.StatusCode
-		if _, limited := rateLimitWait(tokenResp); !limited && code >= 400 && code < 500 && code != http.StatusTooManyRequests {
+		if code := tokenResp.StatusCode; code >= 400 && code < 500 {
 			return false, err
 		}
 	}
-	if _, limited := rateLimitWait(resp); limited {
-		return true, nil
+	if resp != nil && resp.StatusCode == http.StatusTooManyRequests {
+		return false, nil // limitGate turns these into errors; never wait one out here
 	}
 	return retryablehttp.DefaultRetryPolicy(ctx, resp, err)
 }
 
-// backoff waits as long as a rate limit says, else exponentially (DefaultBackoff also honours
-// Retry-After on 429 and 503).
+// backoff is exponential between waitMin and waitMax; a 503's Retry-After is honoured up to waitMax.
 func backoff(minWait, maxWait time.Duration, attempt int, resp *http.Response) time.Duration {
-	if wait, limited := rateLimitWait(resp); limited {
-		return wait
+	if resp != nil && resp.StatusCode != http.StatusServiceUnavailable {
+		resp = nil
 	}
-	return retryablehttp.DefaultBackoff(minWait, maxWait, attempt, resp)
+	return min(retryablehttp.DefaultBackoff(minWait, maxWait, attempt, resp), maxWait)
 }
 
-// rateLimitWait reports whether resp is a GitHub rate limit (403 or 429 with retry-after, or with
-// x-ratelimit-remaining: 0) and how long to wait before the next request may leave.
-func rateLimitWait(resp *http.Response) (time.Duration, bool) {
-	if resp == nil || (resp.StatusCode != http.StatusForbidden && resp.StatusCode != http.StatusTooManyRequests) {
-		return 0, false
-	}
-	if s := resp.Header.Get("Retry-After"); s != "" {
-		if secs, err := strconv.ParseInt(s, 10, 64); err == nil && secs >= 0 {
-			return time.Duration(secs) * time.Second, true
-		}
-		if at, err := http.ParseTime(s); err == nil {
-			return max(time.Until(at), 0), true
-		}
-	}
-	if resp.Header.Get("X-Ratelimit-Remaining") == "0" {
-		if reset, err := strconv.ParseInt(resp.Header.Get("X-Ratelimit-Reset"), 10, 64); err == nil {
-			return max(time.Until(time.Unix(reset, 0)), 0) + resetSlack, true
-		}
-	}
-	return 0, false
-}
-
-// lastResponse hands the last response to go-github once retries are exhausted, so callers see
-// GitHub's error (e.g. *github.RateLimitError) rather than a bare "giving up".
+// lastResponse hands the last response to go-github once retries are exhausted, so callers see GitHub's
+// error; a rate limit error passes through as itself.
 func lastResponse(resp *http.Response, err error, attempts int) (*http.Response, error) {
 	if resp != nil {
 		return resp, nil
@@ -148,43 +142,203 @@ func lastResponse(resp *http.Response, err error, attempts int) (*http.Response,
 	if ue, ok := err.(*url.Error); ok {
 		err = ue.Err // the outer client names the request again
 	}
+	var limited *commits.RateLimitError
+	if errors.As(err, &limited) {
+		return nil, err
+	}
 	return nil, fmt.Errorf("giving up after %d attempt(s): %w", attempts, err)
 }
 
-// limitResponse turns the primary limiter's *RateLimitReachedError (which it returns instead of a
-// response, also for requests it prevents locally) into a 403 with x-ratelimit-remaining: 0 and
-// x-ratelimit-reset, the response GitHub itself would give.
-type limitResponse struct{ next http.RoundTripper }
+// limiter remembers the latest rate limit GitHub answered, for every lookup of one provider.
+type limiter struct {
+	now    func() time.Time
+	logger *slog.Logger
 
-func (l limitResponse) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := l.next.RoundTrip(req)
-	var limited *github_primary_ratelimit.RateLimitReachedError
-	if err == nil || !errors.As(err, &limited) || limited.ResetTime == nil {
-		return resp, err
+	mu    sync.Mutex
+	until time.Time
+	cause string
+}
+
+// check returns a *commits.RateLimitError while a remembered limit holds.
+func (l *limiter) check() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.now().Before(l.until) {
+		return &commits.RateLimitError{Until: l.until, Cause: l.cause}
 	}
-	if r := limited.Response; r != nil && r.Header.Get("X-Ratelimit-Reset") != "" {
-		return r, nil // GitHub's own answer
+	return nil
+}
+
+// record remembers a limit until the given time (the later one wins) and returns it as an error.
+func (l *limiter) record(ctx context.Context, until time.Time, cause string) error {
+	l.mu.Lock()
+	if until.After(l.until) {
+		l.until, l.cause = until, cause
 	}
-	if r := limited.Response; r != nil && r.Body != nil {
-		_ = r.Body.Close()
+	until, cause = l.until, l.cause
+	l.mu.Unlock()
+	l.logger.InfoContext(ctx, "GitHub rate limit reached; lookups fail until it lifts", "cause", cause, "until", until)
+	return &commits.RateLimitError{Until: until, Cause: cause}
+}
+
+// limitGate applies the limiter to every request and caps response bodies.
+type limitGate struct {
+	next    http.RoundTripper
+	limiter *limiter
+}
+
+func (g *limitGate) RoundTrip(req *http.Request) (*http.Response, error) {
+	if err := g.limiter.check(); err != nil {
+		if req.Body != nil {
+			_ = req.Body.Close()
+		}
+		return nil, err
 	}
-	header := http.Header{}
-	header.Set("Content-Type", "application/json; charset=utf-8")
-	header.Set("X-Ratelimit-Remaining", "0")
-	header.Set("X-Ratelimit-Reset", strconv.FormatInt(limited.ResetTime.Unix(), 10))
-	header.Set("X-Ratelimit-Resource", string(limited.Category))
-	body := `{"message":"API rate limit exceeded (held back locally until x-ratelimit-reset)"}`
-	return &http.Response{
-		Status:        "403 Forbidden",
-		StatusCode:    http.StatusForbidden,
-		Proto:         "HTTP/1.1",
-		ProtoMajor:    1,
-		ProtoMinor:    1,
-		Header:        header,
-		Body:          io.NopCloser(strings.NewReader(body)),
-		ContentLength: int64(len(body)),
-		Request:       req,
-	}, nil
+	resp, err := g.next.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusTooManyRequests {
+		peek, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorPeek))
+		resp.Body = struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(bytes.NewReader(peek), resp.Body), resp.Body}
+		if until, cause, limited := rateLimit(resp.StatusCode, resp.Header, peek, g.limiter.now()); limited {
+			_ = resp.Body.Close()
+			return nil, g.limiter.record(req.Context(), until, cause)
+		}
+	} else if resp.StatusCode < 300 && resp.Header.Get("X-Ratelimit-Remaining") == "0" {
+		// The last request of the window: the next one would be refused.
+		if until, ok := resetTime(resp.Header, g.limiter.now()); ok {
+			_ = g.limiter.record(req.Context(), until, CausePrimary)
+		}
+	}
+	resp.Body = &cappedBody{ReadCloser: resp.Body, left: maxResponseBytes}
+	return resp, nil
+}
+
+// rateLimit reports whether a 403 or 429 answer is a GitHub rate limit, until when it holds and why.
+// Retry-After wins; then x-ratelimit-remaining: 0 with x-ratelimit-reset; then GitHub's secondary limit
+// message or any 429, which last defaultLimitWait. Every limit is capped at maxLimitWait from now.
+func rateLimit(status int, h http.Header, body []byte, now time.Time) (time.Time, string, bool) {
+	if status != http.StatusForbidden && status != http.StatusTooManyRequests {
+		return time.Time{}, "", false
+	}
+	secondary := bytes.Contains(bytes.ToLower(body), []byte("secondary rate limit"))
+	var until time.Time
+	var cause string
+	if s := strings.TrimSpace(h.Get("Retry-After")); s != "" {
+		if secs, err := strconv.ParseInt(s, 10, 64); err == nil && secs >= 0 {
+			until, cause = now.Add(time.Duration(min(secs, int64(maxLimitWait/time.Second)))*time.Second), CauseRetryAfter
+		} else if at, err := http.ParseTime(s); err == nil {
+			until, cause = at, CauseRetryAfter
+		}
+		if !until.IsZero() && secondary {
+			cause = CauseSecondary
+		}
+	}
+	if until.IsZero() && h.Get("X-Ratelimit-Remaining") == "0" {
+		if reset, ok := resetTime(h, now); ok {
+			until, cause = reset, CausePrimary
+		}
+	}
+	if until.IsZero() && (secondary || status == http.StatusTooManyRequests) {
+		until, cause = now.Add(defaultLimitWait), CauseSecondary
+	}
+	if until.IsZero() {
+		return time.Time{}, "", false // a 403 that refuses access, not a limit
+	}
+	if until.Before(now) {
+		until = now
+	}
+	if limit := now.Add(maxLimitWait); until.After(limit) {
+		until = limit
+	}
+	return until, cause, true
+}
+
+// resetTime reads x-ratelimit-reset (Unix seconds) plus resetSlack.
+func resetTime(h http.Header, now time.Time) (time.Time, bool) {
+	reset, err := strconv.ParseInt(strings.TrimSpace(h.Get("X-Ratelimit-Reset")), 10, 64)
+	if err != nil || reset < 0 {
+		return time.Time{}, false
+	}
+	if reset > now.Add(maxLimitWait).Unix() {
+		return now.Add(maxLimitWait), true
+	}
+	return time.Unix(reset, 0).Add(resetSlack), true
+}
+
+// errBodyTooLarge is what reading past maxResponseBytes fails with.
+var errBodyTooLarge = fmt.Errorf("response body over %d bytes: %w", maxResponseBytes, commits.ErrBadResponse)
+
+// cappedBody fails a read past its limit.
+type cappedBody struct {
+	io.ReadCloser
+	left int64
+}
+
+func (b *cappedBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		// One more byte tells a body of exactly the limit from a longer one.
+		var one [1]byte
+		n, err := b.ReadCloser.Read(one[:])
+		if n > 0 {
+			return 0, errBodyTooLarge
+		}
+		return 0, err
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.ReadCloser.Read(p)
+	b.left -= int64(n)
+	return n, err
+}
+
+// authGate sends requests for the API's origin through authed, and every other request (a redirect to
+// another host, port or scheme) through plain with any Authorization header removed.
+type authGate struct {
+	origin        string
+	authed, plain http.RoundTripper
+}
+
+func (g authGate) RoundTrip(req *http.Request) (*http.Response, error) {
+	if origin(req.URL) == g.origin {
+		return g.authed.RoundTrip(req)
+	}
+	if req.Header.Get("Authorization") != "" {
+		req = req.Clone(req.Context())
+		req.Header.Del("Authorization")
+	}
+	return g.plain.RoundTrip(req)
+}
+
+// origin returns scheme://host:port with the scheme's default port made explicit, lower-cased.
+func origin(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		switch strings.ToLower(u.Scheme) {
+		case "https":
+			port = "443"
+		case "http":
+			port = "80"
+		}
+	}
+	return strings.ToLower(u.Scheme) + "://" + strings.ToLower(u.Hostname()) + ":" + port
+}
+
+// bearer adds a token as "Authorization: Bearer".
+type bearer struct {
+	next  http.RoundTripper
+	token string
+}
+
+func (b bearer) RoundTrip(req *http.Request) (*http.Response, error) {
+	req = req.Clone(req.Context())
+	req.Header.Set("Authorization", "Bearer "+b.token)
+	return b.next.RoundTrip(req)
 }
 
 // instrumented records one client span and one OnCall outcome per HTTP request. Attributes carry the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
 	"strconv"
 	"testing"
 	"time"
@@ -57,34 +58,86 @@ func TestURLTemplate(t *testing.T) {
 	}
 }
 
-func TestRateLimitWait(t *testing.T) {
-	reset := time.Now().Add(3 * time.Second)
+func TestRateLimit(t *testing.T) {
+	now := time.Unix(1_750_000_000, 0)
+	reset := strconv.FormatInt(now.Add(3*time.Second).Unix(), 10)
+	secondaryBody := []byte(`{"message":"You have exceeded a secondary rate limit. Please wait a few minutes before you try again."}`)
 	tests := []struct {
-		name    string
-		status  int
-		header  http.Header
-		wantMin time.Duration
-		wantMax time.Duration
-		limited bool
+		name      string
+		status    int
+		header    http.Header
+		body      []byte
+		wantUntil time.Time
+		wantCause string
+		limited   bool
 	}{
-		{"secondary 403 retry-after", 403, http.Header{"Retry-After": {"2"}}, 2 * time.Second, 2 * time.Second, true},
-		{"429 retry-after", 429, http.Header{"Retry-After": {"5"}}, 5 * time.Second, 5 * time.Second, true},
-		{"primary 403 reset", 403, http.Header{"X-Ratelimit-Remaining": {"0"}, "X-Ratelimit-Reset": {strconv.FormatInt(reset.Unix(), 10)}}, 2 * time.Second, 3*time.Second + resetSlack, true},
-		{"primary reset in the past", 429, http.Header{"X-Ratelimit-Remaining": {"0"}, "X-Ratelimit-Reset": {"1"}}, resetSlack, resetSlack, true},
-		{"403 without rate limit headers", 403, http.Header{}, 0, 0, false},
-		{"403 with quota left", 403, http.Header{"X-Ratelimit-Remaining": {"10"}, "X-Ratelimit-Reset": {"1"}}, 0, 0, false},
-		{"503 retry-after is not a GitHub rate limit", 503, http.Header{"Retry-After": {"1"}}, 0, 0, false},
+		{"secondary 403 retry-after", 403, http.Header{"Retry-After": {"2"}}, secondaryBody, now.Add(2 * time.Second), CauseSecondary, true},
+		{"429 retry-after", 429, http.Header{"Retry-After": {"5"}}, nil, now.Add(5 * time.Second), CauseRetryAfter, true},
+		{"retry-after as a date", 429, http.Header{"Retry-After": {now.Add(7 * time.Second).UTC().Format(http.TimeFormat)}}, nil, now.Add(7 * time.Second), CauseRetryAfter, true},
+		{"huge retry-after is capped", 429, http.Header{"Retry-After": {"999999999999"}}, nil, now.Add(maxLimitWait), CauseRetryAfter, true},
+		{"primary 403 reset", 403, http.Header{"X-Ratelimit-Remaining": {"0"}, "X-Ratelimit-Reset": {reset}}, nil, now.Add(3*time.Second + resetSlack), CausePrimary, true},
+		{"primary reset in the past", 429, http.Header{"X-Ratelimit-Remaining": {"0"}, "X-Ratelimit-Reset": {"1"}}, nil, now, CausePrimary, true},
+		{"primary reset far away is capped", 403, http.Header{"X-Ratelimit-Remaining": {"0"}, "X-Ratelimit-Reset": {"99999999999"}}, nil, now.Add(maxLimitWait), CausePrimary, true},
+		{"secondary message without headers", 403, http.Header{}, secondaryBody, now.Add(defaultLimitWait), CauseSecondary, true},
+		{"bare 429", 429, http.Header{}, nil, now.Add(defaultLimitWait), CauseSecondary, true},
+		{"403 without rate limit signs", 403, http.Header{}, []byte(`{"message":"Resource not accessible by integration"}`), time.Time{}, "", false},
+		{"403 with quota left", 403, http.Header{"X-Ratelimit-Remaining": {"10"}, "X-Ratelimit-Reset": {"1"}}, nil, time.Time{}, "", false},
+		{"503 retry-after is not a GitHub rate limit", 503, http.Header{"Retry-After": {"1"}}, nil, time.Time{}, "", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			wait, limited := rateLimitWait(&http.Response{StatusCode: tt.status, Header: tt.header})
-			if limited != tt.limited || wait < tt.wantMin || wait > tt.wantMax {
-				t.Errorf("got %v %v, want %v in [%v, %v]", wait, limited, tt.limited, tt.wantMin, tt.wantMax)
-			}
-			retry, _ := checkRetry(context.Background(), &http.Response{StatusCode: tt.status, Header: tt.header}, nil)
-			if retry != (tt.limited || tt.status >= 500) {
-				t.Errorf("checkRetry = %v", retry)
+			until, cause, limited := rateLimit(tt.status, tt.header, tt.body, now)
+			if limited != tt.limited || !until.Equal(tt.wantUntil) || cause != tt.wantCause {
+				t.Errorf("got %v %q %v, want %v %q %v", until, cause, limited, tt.wantUntil, tt.wantCause, tt.limited)
 			}
 		})
 	}
+}
+
+func TestCheckRetry(t *testing.T) {
+	tests := []struct {
+		name string
+		resp *http.Response
+		err  error
+		want bool
+	}{
+		{"500", &http.Response{StatusCode: 500}, nil, true},
+		{"501", &http.Response{StatusCode: 501}, nil, false},
+		{"404", &http.Response{StatusCode: 404}, nil, false},
+		{"429 is never waited out", &http.Response{StatusCode: 429, Header: http.Header{"Retry-After": {"1"}}}, nil, false},
+		{"rate limit error", nil, &commits.RateLimitError{Until: time.Now().Add(time.Minute), Cause: CausePrimary}, false},
+		{"network error", nil, errors.New("connection reset"), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got, _ := checkRetry(context.Background(), tt.resp, tt.err); got != tt.want {
+				t.Errorf("checkRetry = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestOrigin(t *testing.T) {
+	same := []string{"https://api.github.com/", "https://API.github.com:443/repos", "HTTPS://api.github.com/x?y"}
+	other := []string{"http://api.github.com/", "https://api.github.com:8443/", "https://evil.example/", "https://api.github.com.evil.example/"}
+	want := origin(mustParse(t, "https://api.github.com/"))
+	for _, s := range same {
+		if got := origin(mustParse(t, s)); got != want {
+			t.Errorf("origin(%s) = %s, want %s", s, got, want)
+		}
+	}
+	for _, s := range other {
+		if got := origin(mustParse(t, s)); got == want {
+			t.Errorf("origin(%s) = %s, the API's", s, got)
+		}
+	}
+}
+
+func mustParse(t *testing.T, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }

@@ -4,7 +4,10 @@
 // Responses have GitHub's JSON shapes and headers: strong ETags honoured through If-None-Match (304),
 // x-ratelimit-* headers, x-github-request-id and Link pagination on compare. Commit SHAs are the git
 // object names of the commits built with Repo.Commit, so histories are real DAGs. Faults are injected
-// with FailNext, RateLimitNext and PrimaryRateLimitNext; Requests records what arrived.
+// with FailNext, RateLimitNext, PrimaryRateLimitNext, RespondNext (any status and body: null, empty,
+// wrongly typed), RewriteNext (a real answer, altered), CutNext (a body cut short of its Content-Length),
+// HangNext (no answer until the client gives up) and RedirectNext; Requests records what arrived, with
+// its headers and arrival time.
 //
 // The API is served at the server root (like https://api.github.com/) and also under /api/v3/
 // (like GitHub Enterprise Server), see URL and EnterpriseURL.
@@ -46,6 +49,8 @@ type Request struct {
 	Status int
 	// Time is when the request arrived.
 	Time time.Time
+	// Header is the request's header as received.
+	Header http.Header
 }
 
 type faultKind int
@@ -54,12 +59,20 @@ const (
 	faultStatus faultKind = iota
 	faultSecondary
 	faultPrimary
+	faultRespond
+	faultRewrite
+	faultCut
+	faultHang
+	faultRedirect
 )
 
 type fault struct {
-	kind   faultKind
-	status int
-	wait   time.Duration
+	kind     faultKind
+	status   int
+	wait     time.Duration
+	body     []byte
+	rewrite  func([]byte) []byte
+	location string
 }
 
 type app struct {
@@ -88,6 +101,7 @@ type Server struct {
 	used           int
 	windowReset    time.Time
 	seq            int
+	closed         chan struct{}
 }
 
 // NewServer starts a fake GitHub API; Close it when done.
@@ -97,14 +111,24 @@ func NewServer() *Server {
 		installations: map[int64]app{},
 		tokens:        map[string]bool{},
 		windowReset:   time.Now().Add(time.Hour).Truncate(time.Second),
+		closed:        make(chan struct{}),
 	}
 	s.ts = httptest.NewServer(http.HandlerFunc(s.serveHTTP))
 	s.URL = s.ts.URL + "/"
 	return s
 }
 
-// Close shuts the server down.
-func (s *Server) Close() { s.ts.Close() }
+// Close shuts the server down, releasing requests held by HangNext.
+func (s *Server) Close() {
+	s.mu.Lock()
+	select {
+	case <-s.closed:
+	default:
+		close(s.closed)
+	}
+	s.mu.Unlock()
+	s.ts.Close()
+}
 
 // EnterpriseURL returns the API base URL in GitHub Enterprise Server form, ending in "/api/v3/".
 func (s *Server) EnterpriseURL() string { return s.ts.URL + enterprisePrefix + "/" }
@@ -175,6 +199,45 @@ func (s *Server) PrimaryRateLimitNext(status int, resetIn time.Duration) {
 	s.faults = append(s.faults, fault{kind: faultPrimary, status: status, wait: resetIn})
 }
 
+// RespondNext makes the next request answer status with body as it is (e.g. "null", "", `{"sha":5}`),
+// with GitHub's common headers.
+func (s *Server) RespondNext(status int, body string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = append(s.faults, fault{kind: faultRespond, status: status, body: []byte(body)})
+}
+
+// RewriteNext makes the next request get its real answer with the body passed through rewrite first.
+func (s *Server) RewriteNext(rewrite func(body []byte) []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = append(s.faults, fault{kind: faultRewrite, rewrite: rewrite})
+}
+
+// CutNext makes the next request get its real answer's headers, Content-Length included, and only the
+// first half of its body before the connection closes.
+func (s *Server) CutNext() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = append(s.faults, fault{kind: faultCut})
+}
+
+// HangNext makes the next n requests get no answer at all until the client gives up or the server closes.
+func (s *Server) HangNext(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for range n {
+		s.faults = append(s.faults, fault{kind: faultHang})
+	}
+}
+
+// RedirectNext makes the next request answer status (301, 302, 307) with Location: location.
+func (s *Server) RedirectNext(status int, location string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = append(s.faults, fault{kind: faultRedirect, status: status, location: location})
+}
+
 // Requests returns the requests answered so far, oldest first.
 func (s *Server) Requests() []Request {
 	s.mu.Lock()
@@ -200,17 +263,34 @@ type response struct {
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.seq++
 	authenticated, resp := s.authenticate(r)
+	var f fault
 	if resp == nil {
-		resp = s.fault(now)
+		f, resp = s.fault(now)
 	}
+	if f.kind == faultHang {
+		s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Time: now, Header: r.Header.Clone()})
+		s.mu.Unlock()
+		select {
+		case <-r.Context().Done():
+		case <-s.closed:
+		}
+		return
+	}
+	defer s.mu.Unlock()
 	if resp == nil {
 		resp = s.route(r, now)
+		if f.kind == faultRewrite {
+			resp.body = f.rewrite(resp.body)
+		}
 	}
-	s.write(w, r, resp, authenticated, now)
-	s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Status: resp.status, Time: now})
+	declared := len(resp.body)
+	if f.kind == faultCut {
+		resp.body = resp.body[:len(resp.body)/2]
+	}
+	s.write(w, r, resp, authenticated, now, declared)
+	s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Status: resp.status, Time: now, Header: r.Header.Clone()})
 }
 
 // authenticate checks the Authorization header; it answers 401 when the credentials are bad.
@@ -235,16 +315,17 @@ func (s *Server) authenticate(r *http.Request) (bool, *response) {
 	}
 }
 
-// fault answers an injected failure or an active rate limit window.
-func (s *Server) fault(now time.Time) *response {
+// fault answers an injected failure or an active rate limit window; the fault taken is returned too, for
+// the kinds that alter the real answer (rewrite, cut) or give none (hang).
+func (s *Server) fault(now time.Time) (fault, *response) {
 	if now.Before(s.primaryUntil) {
-		return s.primaryLimited()
+		return fault{}, s.primaryLimited()
 	}
 	if now.Before(s.secondaryUntil) {
-		return secondaryLimited(s.secondaryCode, s.secondaryUntil.Sub(now))
+		return fault{}, secondaryLimited(s.secondaryCode, s.secondaryUntil.Sub(now))
 	}
 	if len(s.faults) == 0 {
-		return nil
+		return fault{}, nil
 	}
 	f := s.faults[0]
 	s.faults = s.faults[1:]
@@ -252,14 +333,20 @@ func (s *Server) fault(now time.Time) *response {
 	case faultSecondary:
 		s.secondaryUntil = now.Add(f.wait)
 		s.secondaryCode = f.status
-		return secondaryLimited(f.status, f.wait)
+		return f, secondaryLimited(f.status, f.wait)
 	case faultPrimary:
 		// x-ratelimit-reset has one-second resolution; the window ends at that second.
 		s.primaryUntil = time.Unix(ceilSeconds(now.Add(f.wait)), 0)
 		s.primaryStatus = f.status
-		return s.primaryLimited()
+		return f, s.primaryLimited()
+	case faultRespond:
+		return f, &response{status: f.status, body: f.body}
+	case faultRedirect:
+		return f, &response{status: f.status, header: http.Header{"Location": {f.location}}}
+	case faultRewrite, faultCut, faultHang:
+		return f, nil
 	default:
-		return errorResponse(f.status, http.StatusText(f.status), restDocs)
+		return f, errorResponse(f.status, http.StatusText(f.status), restDocs)
 	}
 }
 
@@ -286,7 +373,8 @@ func ceilSeconds(t time.Time) int64 {
 }
 
 // write sends resp with GitHub's common headers; a 200 whose ETag matches If-None-Match becomes a 304.
-func (s *Server) write(w http.ResponseWriter, r *http.Request, resp *response, authenticated bool, now time.Time) {
+// declared is the Content-Length sent, which CutNext makes longer than the body.
+func (s *Server) write(w http.ResponseWriter, r *http.Request, resp *response, authenticated bool, now time.Time, declared int) {
 	h := w.Header()
 	for k, v := range resp.header {
 		h[k] = v
@@ -322,10 +410,10 @@ func (s *Server) write(w http.ResponseWriter, r *http.Request, resp *response, a
 		if etagMatches(r.Header.Get("If-None-Match"), etag) {
 			h.Del("Content-Type")
 			resp.status = http.StatusNotModified
-			resp.body = nil
+			resp.body, declared = nil, 0
 		}
 	}
-	h.Set("Content-Length", strconv.Itoa(len(resp.body)))
+	h.Set("Content-Length", strconv.Itoa(declared))
 	w.WriteHeader(resp.status)
 	_, _ = w.Write(resp.body)
 }

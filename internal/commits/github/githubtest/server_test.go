@@ -324,4 +324,59 @@ func TestFaults(t *testing.T) {
 			t.Errorf("requests %+v", got)
 		}
 	})
+	t.Run("RespondNext", func(t *testing.T) {
+		srv, path := setup(t)
+		srv.RespondNext(http.StatusOK, "null")
+		if resp, body := get(t, srv, path, nil); resp.StatusCode != 200 || string(body) != "null" || resp.Header.Get("X-Github-Request-Id") == "" {
+			t.Errorf("got %d %q", resp.StatusCode, body)
+		}
+	})
+	t.Run("RewriteNext", func(t *testing.T) {
+		srv, path := setup(t)
+		srv.RewriteNext(func(b []byte) []byte { return append([]byte("x"), b...) })
+		if _, body := get(t, srv, path, nil); !strings.HasPrefix(string(body), `x{"sha":`) {
+			t.Errorf("got %.20s", body)
+		}
+	})
+	t.Run("CutNext", func(t *testing.T) {
+		srv, path := setup(t)
+		srv.CutNext()
+		resp, err := srv.Client().Get(srv.URL + strings.TrimPrefix(path, "/"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = resp.Body.Close() }()
+		if _, err := io.ReadAll(resp.Body); err == nil {
+			t.Error("the cut body read whole")
+		}
+	})
+	t.Run("HangNext", func(t *testing.T) {
+		srv, path := setup(t)
+		srv.HangNext(1)
+		client := srv.Client()
+		client.Timeout = 100 * time.Millisecond
+		if _, err := client.Get(srv.URL + strings.TrimPrefix(path, "/")); err == nil {
+			t.Error("a held request was answered")
+		}
+		if resp, _ := get(t, srv, path, nil); resp.StatusCode != http.StatusOK {
+			t.Errorf("after the hang: %d", resp.StatusCode)
+		}
+		if got := srv.Requests(); len(got) != 2 || got[0].Status != 0 {
+			t.Errorf("requests %+v", got)
+		}
+	})
+	t.Run("RedirectNext", func(t *testing.T) {
+		srv, path := setup(t)
+		srv.RedirectNext(http.StatusFound, "https://elsewhere.example/x")
+		client := srv.Client()
+		client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+		resp, err := client.Get(srv.URL + strings.TrimPrefix(path, "/"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "https://elsewhere.example/x" {
+			t.Errorf("got %d %q", resp.StatusCode, resp.Header.Get("Location"))
+		}
+	})
 }
