@@ -110,7 +110,11 @@ func runController(ctx context.Context, opts Options, deps Deps) (err error) {
 			log.Warn("cannot list some HelmRelease-related kinds, not tracked: grant get/list/watch on them (config/deploy/rbac.yaml)", "error", readErr)
 		}
 	}
-	led, err := ledger.NewConfigMaps(ledger.ConfigMapsOptions{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Namespace: opts.Namespace})
+	led, err := ledger.NewConfigMaps(ledger.ConfigMapsOptions{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Namespace: opts.Namespace,
+		OnBadEntry: func(ctx context.Context, shard, key string, err error) {
+			metrics.AddError(ctx, telemetry.ReasonLedgerBadEntry, telemetry.ObjectAttributes{Cluster: opts.ClusterName})
+			log.WarnContext(ctx, "ledger key skipped: it does not decode (its object starts a new baseline)", "configmap", shard, "key", key, "error", err)
+		}})
 	if err != nil {
 		return err
 	}
@@ -124,7 +128,7 @@ func runController(ctx context.Context, opts Options, deps Deps) (err error) {
 	}
 	providers := tracker.Providers{GitHub: gh, GitHubHosts: githubHosts(opts.GitHubAPIURL), Git: gitProvider}
 	if opts.GitReadSourceSecrets {
-		providers.Secrets = secretReader(mgr.GetAPIReader())
+		providers.Secrets = secretReader(mgr.GetAPIReader(), opts.CallTimeout)
 	}
 	trk, err := tracker.New(tracker.Options{
 		Ledger:           led,
@@ -137,6 +141,9 @@ func runController(ctx context.Context, opts Options, deps Deps) (err error) {
 		ClusterName:      opts.ClusterName,
 		CommitTime:       commits.TimeSource(opts.CommitTime),
 		ExporterInfoPath: opts.ExporterInfoPath,
+		// One worker always stays free for objects on another kind of provider.
+		ProviderSlots:      max(1, opts.Concurrency-1),
+		ClockSkewTolerance: opts.ClockSkewTolerance,
 	})
 	if err != nil {
 		return err
@@ -153,17 +160,29 @@ func runController(ctx context.Context, opts Options, deps Deps) (err error) {
 		if !mgr.GetCache().WaitForCacheSync(ctx) {
 			return errors.New("cache did not sync")
 		}
-		if err := led.Load(ctx); err != nil {
-			return fmt.Errorf("load ledger from namespace %s: %w", opts.Namespace, err)
+		if err := loadLedger(ctx, led, log, opts.Namespace); err != nil {
+			return err
 		}
-		if err := trk.Prune(ctx, objectExists(ctx, mgr.GetClient(), helmAPIs.Enabled())); err != nil {
-			log.Warn("could not prune ledger entries of deleted objects", "error", err)
+		prune := func() {
+			if err := trk.Prune(ctx, objectExists(ctx, mgr.GetClient(), helmAPIs.Enabled())); err != nil {
+				log.WarnContext(ctx, "could not prune ledger entries of deleted objects", "error", err)
+			}
 		}
+		prune()
 		ledgerLoaded.Store(true)
 		close(loaded)
-		log.Info("ledger loaded", "namespace", opts.Namespace, "entries", led.Len())
-		<-ctx.Done()
-		return nil
+		log.InfoContext(ctx, "ledger loaded", "namespace", opts.Namespace, "entries", led.Len())
+		// Objects deleted and recreated under one name while their events were coalesced leave an entry behind.
+		ticker := time.NewTicker(pruneInterval)
+		defer ticker.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-ticker.C:
+				prune()
+			}
+		}
 	})); err != nil {
 		return fmt.Errorf("add ledger loader: %w", err)
 	}
@@ -315,9 +334,30 @@ func githubHosts(apiURL string) []string {
 	return hosts
 }
 
-// objectExists reports whether a ledger entry's object is still in the cache.
-func objectExists(ctx context.Context, c client.Client, helmReleases bool) func(ledger.Entry) (bool, error) {
-	return func(e ledger.Entry) (bool, error) {
+// pruneInterval is how often ledger entries of deleted objects are looked for.
+const pruneInterval = 10 * time.Minute
+
+// loadLedger reads the ledger, retrying with backoff while the apiserver cannot answer; only ctx ends it.
+func loadLedger(ctx context.Context, led *ledger.ConfigMaps, log *slog.Logger, namespace string) error {
+	wait := time.Second
+	for {
+		err := led.Load(ctx)
+		if err == nil {
+			return nil
+		}
+		log.WarnContext(ctx, "ledger not loaded yet: retrying", "namespace", namespace, "retry_in", wait.String(), "error", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("load ledger from namespace %s: %w", namespace, err)
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 30*time.Second)
+	}
+}
+
+// objectExists reports whether a ledger entry's object is still in the cache under the entry's UID.
+func objectExists(ctx context.Context, c client.Client, helmReleases bool) func(string, ledger.Entry) (bool, error) {
+	return func(uid string, e ledger.Entry) (bool, error) {
 		var obj client.Object
 		switch e.Kind {
 		case kustomizev1.KustomizationKind:
@@ -332,7 +372,7 @@ func objectExists(ctx context.Context, c client.Client, helmReleases bool) func(
 		}
 		err := c.Get(ctx, client.ObjectKey{Namespace: e.Namespace, Name: e.Name}, obj)
 		if err == nil {
-			return true, nil
+			return string(obj.GetUID()) == uid, nil
 		}
 		if client.IgnoreNotFound(err) == nil {
 			return false, nil
@@ -394,9 +434,11 @@ type nonLeader struct{ manager.Runnable }
 
 func (nonLeader) NeedLeaderElection() bool { return false }
 
-// secretReader reads Secrets uncached, one get each: the tracker needs no list or watch on Secrets.
-func secretReader(r client.Reader) tracker.SecretReader {
+// secretReader reads Secrets uncached, one get each within timeout: the tracker needs no list or watch on Secrets.
+func secretReader(r client.Reader, timeout time.Duration) tracker.SecretReader {
 	return func(ctx context.Context, namespace, name string) (map[string][]byte, error) {
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
 		var s corev1.Secret
 		if err := r.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &s); err != nil {
 			return nil, err

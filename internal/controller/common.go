@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/utils/ptr"
@@ -13,6 +14,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/flux"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/tracker"
 )
@@ -30,14 +32,22 @@ func waitReady(ctx context.Context, ready <-chan struct{}) error {
 	}
 }
 
-// process hands d to p; permanent failures are not retried.
+// process hands d to p; permanent failures are not retried, and a rate-limited or busy provider requeues the
+// object for when it may be called again, without holding the worker (Flux's apply time is kept, so the
+// samples come out the same later).
 func process(ctx context.Context, p Processor, d flux.Deployment) (ctrl.Result, error) {
 	_, err := p.Process(ctx, d)
+	if wait, limited := commits.RetryAfter(err, time.Now()); limited {
+		return ctrl.Result{RequeueAfter: max(wait, minRequeue)}, nil
+	}
 	if errors.Is(err, tracker.ErrPermanent) {
 		return ctrl.Result{}, reconcile.TerminalError(err)
 	}
 	return ctrl.Result{}, err
 }
+
+// minRequeue keeps a limit that has just lifted from requeueing in a tight loop.
+const minRequeue = 100 * time.Millisecond
 
 // workerOptions runs n workers; several managers may run in one process (tests, restarts), so controller names
 // need not be unique.

@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"maps"
@@ -12,25 +13,36 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 const (
 	// DefaultShards spreads entries over enough ConfigMaps that 10,000 objects stay far below the 1 MiB limit.
 	DefaultShards = 32
+	// DefaultPrefix names the shard ConfigMaps: DefaultPrefix-00, DefaultPrefix-01, ...
+	DefaultPrefix = "flux-commit-tracker-ledger"
 	// LabelKey marks the ConfigMaps that hold ledger shards.
 	LabelKey = "flux-commit-tracker.io/ledger"
 	labelVal = "v1"
+	// MaxEntryBytes bounds one encoded entry; a larger stored value is skipped as bad, a larger new one refused.
+	MaxEntryBytes = 2048
+	// maxWriteAttempts bounds the re-reads of one write that keeps meeting concurrent writers.
+	maxWriteAttempts = 16
 )
 
-// ConfigMaps is a Ledger stored in sharded ConfigMaps in one namespace.
+// ShardName is the name of shard i under prefix.
+func ShardName(prefix string, i int) string { return fmt.Sprintf("%s-%02d", prefix, i) }
+
+// ConfigMaps is a Ledger stored in sharded ConfigMaps in one namespace. Every write is a compare-and-set: the
+// shard's resourceVersion guards the write, and after a conflict the shard is re-read, memory refreshed and the
+// entry compared again with the one the caller decided from.
 type ConfigMaps struct {
-	client    client.Client
-	reader    client.Reader
-	namespace string
-	prefix    string
-	shards    int
+	client     client.Client
+	reader     client.Reader
+	namespace  string
+	prefix     string
+	shards     int
+	onBadEntry func(ctx context.Context, shard, key string, err error)
 
 	mu      sync.RWMutex
 	entries map[string]Entry
@@ -44,14 +56,16 @@ var _ Ledger = (*ConfigMaps)(nil)
 
 // ConfigMapsOptions configures a ConfigMaps ledger.
 type ConfigMapsOptions struct {
-	// Client writes shards; Reader (default Client) reads them uncached at Load.
+	// Client writes shards; Reader (default Client) reads them uncached.
 	Client client.Client
 	Reader client.Reader
-	// Namespace holds the shards; Prefix names them (default flux-commit-tracker-ledger).
+	// Namespace holds the shards; Prefix names them (default DefaultPrefix).
 	Namespace string
 	Prefix    string
-	// Shards is the number of ConfigMaps new entries are spread over (default DefaultShards).
+	// Shards is the number of ConfigMaps entries are spread over (default DefaultShards).
 	Shards int
+	// OnBadEntry, if set, is told of every stored key that does not decode; the key is skipped.
+	OnBadEntry func(ctx context.Context, shard, key string, err error)
 }
 
 // NewConfigMaps returns a ledger backed by ConfigMaps; call Load before use.
@@ -63,48 +77,35 @@ func NewConfigMaps(opts ConfigMapsOptions) (*ConfigMaps, error) {
 		opts.Reader = opts.Client
 	}
 	if opts.Prefix == "" {
-		opts.Prefix = "flux-commit-tracker-ledger"
+		opts.Prefix = DefaultPrefix
 	}
 	if opts.Shards <= 0 {
 		opts.Shards = DefaultShards
 	}
+	if opts.OnBadEntry == nil {
+		opts.OnBadEntry = func(context.Context, string, string, error) {}
+	}
 	l := &ConfigMaps{
 		client: opts.Client, reader: opts.Reader, namespace: opts.Namespace, prefix: opts.Prefix, shards: opts.Shards,
-		entries: map[string]Entry{}, shardOf: map[string]string{}, locks: map[string]*sync.Mutex{},
+		onBadEntry: opts.OnBadEntry,
+		entries:    map[string]Entry{}, shardOf: map[string]string{}, locks: map[string]*sync.Mutex{},
 		stored: map[string]*corev1.ConfigMap{},
 	}
 	for i := range opts.Shards {
-		l.locks[l.shardName(i)] = &sync.Mutex{}
+		l.locks[ShardName(l.prefix, i)] = &sync.Mutex{}
 	}
 	return l, nil
 }
 
-// Load reads every shard; entries are kept where they are found, so changing the shard count is safe.
+// Load reads every shard by name (the tracker may get only its own ConfigMaps); a missing shard is empty.
 func (l *ConfigMaps) Load(ctx context.Context) error {
-	var list corev1.ConfigMapList
-	if err := l.reader.List(ctx, &list, client.InNamespace(l.namespace), client.MatchingLabels{LabelKey: labelVal}); err != nil {
-		return fmt.Errorf("ledger: list ConfigMaps in %s: %w", l.namespace, err)
-	}
-	entries, shardOf := map[string]Entry{}, map[string]string{}
-	for _, cm := range list.Items {
-		for uid, raw := range cm.Data {
-			var e Entry
-			if err := json.Unmarshal([]byte(raw), &e); err != nil {
-				return fmt.Errorf("ledger: ConfigMap %s/%s key %s: %w", cm.Namespace, cm.Name, uid, err)
-			}
-			entries[uid], shardOf[uid] = e, cm.Name
+	for i := range l.shards {
+		name := ShardName(l.prefix, i)
+		cm, err := l.read(ctx, name)
+		if err != nil {
+			return err
 		}
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.entries, l.shardOf = entries, shardOf
-	l.stored = map[string]*corev1.ConfigMap{}
-	for i := range list.Items {
-		cm := &list.Items[i]
-		if l.locks[cm.Name] == nil {
-			l.locks[cm.Name] = &sync.Mutex{}
-		}
-		l.stored[cm.Name] = cm
+		l.refresh(ctx, name, cm)
 	}
 	return nil
 }
@@ -131,29 +132,29 @@ func (l *ConfigMaps) Entries() map[string]Entry {
 	return maps.Clone(l.entries)
 }
 
-// Put writes the entry for uid to its shard; an unchanged entry is not written again.
-func (l *ConfigMaps) Put(ctx context.Context, uid string, e Entry) error {
-	raw, err := json.Marshal(e)
+// Put stores e for uid whatever is stored.
+func (l *ConfigMaps) Put(ctx context.Context, uid string, e Entry) error { return Put(ctx, l, uid, e) }
+
+// Swap writes next for uid if the stored entry is still prev; an unchanged entry is not written again.
+func (l *ConfigMaps) Swap(ctx context.Context, uid string, prev *Entry, next Entry) error {
+	raw, err := json.Marshal(next)
 	if err != nil {
 		return fmt.Errorf("ledger: encode entry for %s: %w", uid, err)
 	}
-	l.mu.RLock()
-	old, exists := l.entries[uid]
-	name, placed := l.shardOf[uid]
-	l.mu.RUnlock()
-	if exists && old == e {
-		return nil
+	if len(raw) > MaxEntryBytes {
+		return fmt.Errorf("ledger: entry for %s is %d bytes, over the %d-byte limit", uid, len(raw), MaxEntryBytes)
 	}
-	if !placed {
-		name = l.shardName(l.shardIndex(uid))
-	}
-	if err := l.updateShard(ctx, name, func(data map[string]string) { data[uid] = string(raw) }); err != nil {
-		return err
-	}
-	l.mu.Lock()
-	l.entries[uid], l.shardOf[uid] = e, name
-	l.mu.Unlock()
-	return nil
+	return l.write(ctx, l.shardFor(uid), func(cm *corev1.ConfigMap) (bool, error) {
+		stored, ok, _ := decode(cm.Data[uid])
+		if !matches(stored, ok, prev) {
+			return false, fmt.Errorf("ledger: entry %s in %s/%s: %w", uid, l.namespace, cm.Name, ErrConflict)
+		}
+		if ok && stored.Equal(next) {
+			return false, nil
+		}
+		cm.Data[uid] = string(raw)
+		return true, nil
+	})
 }
 
 // Delete removes the entry for uid from its shard.
@@ -164,57 +165,82 @@ func (l *ConfigMaps) Delete(ctx context.Context, uid string) error {
 	if !placed {
 		return nil
 	}
-	if err := l.updateShard(ctx, name, func(data map[string]string) { delete(data, uid) }); err != nil {
-		return err
-	}
-	l.mu.Lock()
-	delete(l.entries, uid)
-	delete(l.shardOf, uid)
-	l.mu.Unlock()
-	return nil
+	return l.write(ctx, name, func(cm *corev1.ConfigMap) (bool, error) {
+		if _, ok := cm.Data[uid]; !ok {
+			return false, nil
+		}
+		delete(cm.Data, uid)
+		return true, nil
+	})
 }
 
-// updateShard applies mutate to the shard's data and writes it: one Update from the cached version, re-read
-// only on a conflict; the shard is created when missing.
-func (l *ConfigMaps) updateShard(ctx context.Context, name string, mutate func(map[string]string)) error {
-	l.mu.RLock()
+// write applies mutate to the shard and stores it: one Update from the cached version; after a conflict the
+// shard is re-read, memory refreshed and mutate asked again. A deleted shard is created again.
+func (l *ConfigMaps) write(ctx context.Context, name string, mutate func(*corev1.ConfigMap) (bool, error)) error {
+	l.mu.Lock()
 	lock := l.locks[name]
+	if lock == nil {
+		lock = &sync.Mutex{}
+		l.locks[name] = lock
+	}
 	cached := l.stored[name]
-	l.mu.RUnlock()
+	l.mu.Unlock()
 	lock.Lock()
 	defer lock.Unlock()
 
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		cm, err := l.shardToWrite(ctx, name, cached)
-		cached = nil // after a conflict, read the shard again
-		if err != nil {
+	var cm *corev1.ConfigMap
+	if cached != nil {
+		cm = cached.DeepCopy()
+	} else {
+		var err error
+		if cm, err = l.read(ctx, name); err != nil {
 			return err
 		}
-		mutate(cm.Data)
+		l.refresh(ctx, name, cm)
+		cm = cm.DeepCopy()
+	}
+	for range maxWriteAttempts {
+		if cm.Data == nil {
+			cm.Data = map[string]string{}
+		}
+		changed, err := mutate(cm)
+		if err != nil {
+			l.refresh(ctx, name, cm)
+			return err
+		}
+		if !changed {
+			return nil
+		}
+		l.dropBadKeys(ctx, cm)
 		if cm.ResourceVersion == "" {
 			err = l.client.Create(ctx, cm)
 		} else {
 			err = l.client.Update(ctx, cm)
 		}
-		if err != nil {
-			return err
+		switch {
+		case err == nil:
+			l.refresh(ctx, name, cm)
+			return nil
+		case apierrors.IsConflict(err), apierrors.IsAlreadyExists(err), apierrors.IsNotFound(err):
+			// Another writer, a hand edit or a deletion: read what is there now and decide again.
+			fresh, rerr := l.read(ctx, name)
+			if rerr != nil {
+				return rerr
+			}
+			l.refresh(ctx, name, fresh)
+			cm = fresh.DeepCopy()
+		default:
+			return fmt.Errorf("ledger: write ConfigMap %s/%s: %w", l.namespace, name, err)
 		}
-		l.mu.Lock()
-		l.stored[name] = cm
-		l.mu.Unlock()
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("ledger: write ConfigMap %s/%s: %w", l.namespace, name, err)
+		if ctx.Err() != nil {
+			return fmt.Errorf("ledger: write ConfigMap %s/%s: %w", l.namespace, name, ctx.Err())
+		}
 	}
-	return nil
+	return fmt.Errorf("ledger: write ConfigMap %s/%s: still conflicting after %d attempts", l.namespace, name, maxWriteAttempts)
 }
 
-// shardToWrite returns a copy of the cached shard, else the stored one, else a new one.
-func (l *ConfigMaps) shardToWrite(ctx context.Context, name string, cached *corev1.ConfigMap) (*corev1.ConfigMap, error) {
-	if cached != nil {
-		return cached.DeepCopy(), nil
-	}
+// read returns the stored shard, or a new empty one when it does not exist.
+func (l *ConfigMaps) read(ctx context.Context, name string) (*corev1.ConfigMap, error) {
 	cm := &corev1.ConfigMap{}
 	err := l.reader.Get(ctx, types.NamespacedName{Namespace: l.namespace, Name: name}, cm)
 	if apierrors.IsNotFound(err) {
@@ -224,7 +250,7 @@ func (l *ConfigMaps) shardToWrite(ctx context.Context, name string, cached *core
 		}, Data: map[string]string{}}, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("ledger: read ConfigMap %s/%s: %w", l.namespace, name, err)
 	}
 	if cm.Data == nil {
 		cm.Data = map[string]string{}
@@ -232,10 +258,80 @@ func (l *ConfigMaps) shardToWrite(ctx context.Context, name string, cached *core
 	return cm, nil
 }
 
-func (l *ConfigMaps) shardName(i int) string { return fmt.Sprintf("%s-%02d", l.prefix, i) }
+// refresh makes memory hold exactly the entries of shard name as cm has them; bad keys are skipped.
+func (l *ConfigMaps) refresh(ctx context.Context, name string, cm *corev1.ConfigMap) {
+	decoded := make(map[string]Entry, len(cm.Data))
+	for uid, raw := range cm.Data {
+		e, ok, err := decode(raw)
+		if err != nil {
+			l.onBadEntry(ctx, name, uid, err)
+			continue
+		}
+		if ok {
+			decoded[uid] = e
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for uid, shard := range l.shardOf {
+		if _, still := decoded[uid]; shard == name && !still {
+			delete(l.entries, uid)
+			delete(l.shardOf, uid)
+		}
+	}
+	for uid, e := range decoded {
+		if shard, placed := l.shardOf[uid]; placed && shard != name {
+			continue // the copy in the shard it was placed in wins
+		}
+		l.entries[uid], l.shardOf[uid] = e, name
+	}
+	if cm.ResourceVersion != "" {
+		l.stored[name] = cm.DeepCopy()
+	} else {
+		delete(l.stored, name)
+	}
+}
 
-func (l *ConfigMaps) shardIndex(uid string) int {
+// dropBadKeys removes keys that do not decode from a shard about to be written: they would be skipped at every
+// load, and their objects start a new baseline, which records nothing.
+func (l *ConfigMaps) dropBadKeys(ctx context.Context, cm *corev1.ConfigMap) {
+	for uid, raw := range cm.Data {
+		if _, _, err := decode(raw); err != nil {
+			delete(cm.Data, uid)
+			l.onBadEntry(ctx, cm.Name, uid, fmt.Errorf("removed: %w", err))
+		}
+	}
+}
+
+// shardFor is the shard holding uid, else the one its hash picks.
+func (l *ConfigMaps) shardFor(uid string) string {
+	l.mu.RLock()
+	name, placed := l.shardOf[uid]
+	l.mu.RUnlock()
+	if placed {
+		return name
+	}
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(uid))
-	return int(h.Sum32() % uint32(l.shards))
+	return ShardName(l.prefix, int(h.Sum32()%uint32(l.shards)))
+}
+
+// errEmptyEntry reports a stored value that decodes to nothing usable.
+var errEmptyEntry = errors.New("entry has no kind, name or revision")
+
+// decode parses one stored value; ok is false for an absent (empty) value, err set for a bad one.
+func decode(raw string) (e Entry, ok bool, err error) {
+	if raw == "" {
+		return Entry{}, false, nil
+	}
+	if len(raw) > MaxEntryBytes {
+		return Entry{}, false, fmt.Errorf("entry is %d bytes, over the %d-byte limit", len(raw), MaxEntryBytes)
+	}
+	if err := json.Unmarshal([]byte(raw), &e); err != nil {
+		return Entry{}, false, fmt.Errorf("decode entry: %w", err)
+	}
+	if e.Kind == "" || e.Name == "" || e.Revision == "" {
+		return Entry{}, false, errEmptyEntry
+	}
+	return e, true, nil
 }

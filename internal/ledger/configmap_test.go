@@ -3,7 +3,9 @@ package ledger_test
 import (
 	"context"
 	"fmt"
+	"errors"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -192,6 +194,170 @@ func TestConfigMapsRereadsAfterConflict(t *testing.T) {
 	for _, uid := range []string{"uid-a", "uid-b", "uid-c"} {
 		if _, ok := reloaded.Get(uid); !ok {
 			t.Errorf("entry %s lost", uid)
+		}
+	}
+}
+
+func rev(i int) string { return fmt.Sprintf("main@sha1:%040d", i) }
+
+func TestSwapRefusesAnEntryAnotherWriterMoved(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	a, b := newLedger(t, ns, 2), newLedger(t, ns, 2)
+	base := ledger.Entry{Kind: "Kustomization", Namespace: "apps", Name: "web", Revision: rev(1)}
+	if err := a.Swap(ctx, "uid", nil, base); err != nil {
+		t.Fatal(err)
+	}
+	// b decided from an empty ledger: its write must be refused and its memory refreshed with a's entry.
+	if err := b.Swap(ctx, "uid", nil, ledger.Entry{Kind: "Kustomization", Namespace: "apps", Name: "web", Revision: rev(9)}); !errors.Is(err, ledger.ErrConflict) {
+		t.Fatalf("Swap from a stale decision = %v, want ErrConflict", err)
+	}
+	if got, ok := b.Get("uid"); !ok || got.Revision != rev(1) {
+		t.Fatalf("after the conflict b holds %+v (found %v), want revision %s", got, ok, rev(1))
+	}
+	// Deciding again from the refreshed entry succeeds.
+	moved := base
+	moved.Revision, moved.Recorded = rev(2), rev(2)
+	if err := b.Swap(ctx, "uid", &base, moved); err != nil {
+		t.Fatalf("Swap from the refreshed entry: %v", err)
+	}
+	// a still holds base in memory: its next decision conflicts too.
+	if err := a.Swap(ctx, "uid", &base, moved); !errors.Is(err, ledger.ErrConflict) {
+		t.Fatalf("a's Swap from base after b moved it = %v, want ErrConflict", err)
+	}
+	if got, _ := newLedger(t, ns, 2).Get("uid"); !got.Equal(moved) {
+		t.Errorf("stored entry %+v, want %+v", got, moved)
+	}
+}
+
+func TestBadKeysAreSkippedCountedAndHealed(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	good := `{"kind":"Kustomization","namespace":"a","name":"b","revision":"` + rev(1) + `","updatedAt":"2026-11-01T12:00:00Z"}`
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: ledger.ShardName(ledger.DefaultPrefix, 0), Labels: map[string]string{ledger.LabelKey: "v1"}},
+		Data: map[string]string{"good": good, "not-json": "{", "wrong-type": `{"kind":1}`, "empty-object": "{}"}}
+	if err := env.Client.Create(ctx, cm); err != nil {
+		t.Fatal(err)
+	}
+	var bad []string
+	l, err := ledger.NewConfigMaps(ledger.ConfigMapsOptions{Client: env.Client, Namespace: ns, Shards: 1,
+		OnBadEntry: func(_ context.Context, _, key string, _ error) { bad = append(bad, key) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Load(ctx); err != nil {
+		t.Fatalf("Load with bad keys: %v", err)
+	}
+	if l.Len() != 1 || len(bad) != 3 {
+		t.Fatalf("loaded %d entries and reported %d bad keys (%v), want 1 and 3", l.Len(), len(bad), bad)
+	}
+	// The next write of the shard removes the bad keys.
+	if err := l.Put(ctx, "new", ledger.Entry{Kind: "Kustomization", Namespace: "a", Name: "c", Revision: rev(2)}); err != nil {
+		t.Fatal(err)
+	}
+	var after corev1.ConfigMap
+	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(cm), &after); err != nil {
+		t.Fatal(err)
+	}
+	if len(after.Data) != 2 || after.Data["good"] != good {
+		t.Errorf("shard after a write holds %v, want the good entry and the new one", after.Data)
+	}
+}
+
+func TestDeletedOrRecreatedShardIsWrittenAgain(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	l := newLedger(t, ns, 1)
+	e := ledger.Entry{Kind: "Kustomization", Namespace: "a", Name: "b", Revision: rev(1)}
+	if err := l.Put(ctx, "u1", e); err != nil {
+		t.Fatal(err)
+	}
+	key := client.ObjectKey{Namespace: ns, Name: ledger.ShardName(ledger.DefaultPrefix, 0)}
+	if err := env.Client.Delete(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: key.Name}}); err != nil {
+		t.Fatal(err)
+	}
+	// Deleted by hand: the next write creates it again, without the lost entry.
+	e2 := e
+	e2.Name, e2.Revision = "c", rev(2)
+	if err := l.Put(ctx, "u2", e2); err != nil {
+		t.Fatalf("write after the shard was deleted: %v", err)
+	}
+	if _, ok := l.Get("u1"); ok {
+		t.Error("memory still holds an entry of the deleted shard")
+	}
+	// Recreated by hand with other content: the next write re-reads it and keeps that content.
+	if err := env.Client.Delete(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: key.Name}}); err != nil {
+		t.Fatal(err)
+	}
+	raw := `{"kind":"Kustomization","namespace":"a","name":"d","revision":"` + rev(3) + `","updatedAt":"2026-11-01T12:00:00Z"}`
+	if err := env.Client.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: key.Name}, Data: map[string]string{"u3": raw}}); err != nil {
+		t.Fatal(err)
+	}
+	e4 := e
+	e4.Name, e4.Revision = "e", rev(4)
+	if err := l.Put(ctx, "u4", e4); err != nil {
+		t.Fatalf("write after the shard was recreated: %v", err)
+	}
+	var got corev1.ConfigMap
+	if err := env.Client.Get(ctx, key, &got); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := got.Data["u3"]; !ok || len(got.Data) != 2 {
+		t.Errorf("shard holds %v, want the hand-written u3 and u4", got.Data)
+	}
+	if _, ok := l.Get("u3"); !ok {
+		t.Error("memory did not learn the hand-written entry on re-read")
+	}
+}
+
+func TestConcurrentWritersRecordEachMoveOnce(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	const writers, moves = 4, 10
+	ledgers := make([]*ledger.ConfigMaps, writers)
+	for i := range ledgers {
+		ledgers[i] = newLedger(t, ns, 1)
+	}
+	var mu sync.Mutex
+	won := map[int]int{}
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			l := ledgers[w]
+			for m := 1; m <= moves; {
+				prev, ok := l.Get("uid")
+				var prevp *ledger.Entry
+				if ok {
+					prevp = &prev
+					var cur int
+					if _, err := fmt.Sscanf(prev.Revision, "main@sha1:%d", &cur); err != nil {
+						t.Error(err)
+						return
+					}
+					if cur >= m {
+						m = cur + 1
+						continue
+					}
+				}
+				err := l.Swap(ctx, "uid", prevp, ledger.Entry{Kind: "Kustomization", Namespace: "a", Name: "b", Revision: rev(m)})
+				if errors.Is(err, ledger.ErrConflict) {
+					continue
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				won[m]++
+				mu.Unlock()
+				m++
+			}
+		})
+	}
+	wg.Wait()
+	for m := 1; m <= moves; m++ {
+		if won[m] != 1 {
+			t.Errorf("move %d won by %d writers, want exactly 1", m, won[m])
 		}
 	}
 }

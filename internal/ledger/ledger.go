@@ -1,22 +1,47 @@
-// Package ledger remembers, per Flux object, the last revision whose commits were recorded, so that each
-// (object, revision) is recorded exactly once across restarts.
+// Package ledger remembers, per Flux object, the revision it last applied and the furthest revision whose
+// commits were recorded (a high-water mark), so that each (object, commit) is recorded exactly once across
+// restarts, rollbacks and any number of tracker processes.
 package ledger
 
 import (
 	"context"
+	"errors"
 	"time"
 )
+
+// ErrConflict reports that the stored entry is no longer the one a decision was made from; the caller's
+// memory has been refreshed and it must decide again.
+var ErrConflict = errors.New("ledger entry changed by another writer")
 
 // Entry is the checkpoint for one Flux object.
 type Entry struct {
 	Kind      string `json:"kind"`
 	Namespace string `json:"namespace"`
 	Name      string `json:"name"`
-	Revision  string `json:"revision"`
-	// Export identifies the last exporter-info.json seen at Revision, so a file left unchanged by later commits
-	// does not record its upstream commits again.
+	// Revision is the revision the object last applied, as Flux reports it.
+	Revision string `json:"revision"`
+	// Recorded is the furthest revision whose delivered commits were recorded (or the baseline); a rollback
+	// leaves it in place so that a roll-forward records only commits past it. Empty in entries written before
+	// it existed, where Revision is the mark.
+	Recorded string `json:"recorded,omitempty"`
+	// Export identifies (a fixed-size hash) the last exporter-info.json seen at Recorded, so a file left
+	// unchanged by later commits does not record its upstream commits again.
 	Export    string    `json:"export,omitempty"`
 	UpdatedAt time.Time `json:"updatedAt"`
+}
+
+// Mark returns the high-water mark: the furthest revision recorded.
+func (e Entry) Mark() string {
+	if e.Recorded != "" {
+		return e.Recorded
+	}
+	return e.Revision
+}
+
+// Equal reports whether two entries hold the same checkpoint.
+func (e Entry) Equal(o Entry) bool {
+	return e.Kind == o.Kind && e.Namespace == o.Namespace && e.Name == o.Name && e.Revision == o.Revision &&
+		e.Recorded == o.Recorded && e.Export == o.Export && e.UpdatedAt.Equal(o.UpdatedAt)
 }
 
 // Ledger stores one Entry per object UID.
@@ -25,12 +50,38 @@ type Ledger interface {
 	Load(ctx context.Context) error
 	// Get returns the entry for uid.
 	Get(uid string) (Entry, bool)
-	// Put stores the entry for uid, durably, before it returns.
-	Put(ctx context.Context, uid string, e Entry) error
+	// Swap stores next for uid, durably, if the stored entry is still prev (nil: no entry). Otherwise it
+	// refreshes memory from the store and returns an error wrapping ErrConflict.
+	Swap(ctx context.Context, uid string, prev *Entry, next Entry) error
 	// Delete removes the entry for uid; removing a missing entry is not an error.
 	Delete(ctx context.Context, uid string) error
 	// Len returns the number of entries.
 	Len() int
 	// Entries returns a copy of all entries by UID.
 	Entries() map[string]Entry
+}
+
+// Put stores e for uid whatever is stored: a Swap from the entry in memory, retried on conflicts.
+func Put(ctx context.Context, l Ledger, uid string, e Entry) error {
+	for {
+		var prev *Entry
+		if old, ok := l.Get(uid); ok {
+			prev = &old
+		}
+		err := l.Swap(ctx, uid, prev, e)
+		if !errors.Is(err, ErrConflict) {
+			return err
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+}
+
+// matches reports whether stored (found when ok) is the entry prev describes.
+func matches(stored Entry, ok bool, prev *Entry) bool {
+	if prev == nil {
+		return !ok
+	}
+	return ok && stored.Equal(*prev)
 }

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"sync"
 )
@@ -28,11 +29,15 @@ func (m *Memory) Get(uid string) (Entry, bool) {
 	return e, ok
 }
 
-// Put stores the entry for uid.
-func (m *Memory) Put(_ context.Context, uid string, e Entry) error {
+// Swap stores next for uid if the entry is still prev.
+func (m *Memory) Swap(_ context.Context, uid string, prev *Entry, next Entry) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.entries[uid] = e
+	stored, ok := m.entries[uid]
+	if !matches(stored, ok, prev) {
+		return fmt.Errorf("ledger: entry %s: %w", uid, ErrConflict)
+	}
+	m.entries[uid] = next
 	return nil
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/flux"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/latency"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/ledger"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/redact"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/revision"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/telemetry"
 )
@@ -81,6 +82,12 @@ type Options struct {
 	// Artifacts reads applied OCI artifacts, whose exporter-info layer names the head commit's upstream commits;
 	// nil disables it.
 	Artifacts ArtifactReader
+	// ProviderSlots bounds the applies that may wait on one kind of provider (GitHub, git) at once, so a slow or
+	// limited one cannot take every worker from objects that use another; 0 is unbounded.
+	ProviderSlots int
+	// ClockSkewTolerance is how far past the observation a time may lie before it is implausible; zero is
+	// latency.DefaultClockSkewTolerance.
+	ClockSkewTolerance time.Duration
 }
 
 // ArtifactReader reads an OCI artifact's annotations and exporter-info layer; *oci.Client implements it.
@@ -92,6 +99,7 @@ type ArtifactReader interface {
 type Tracker struct {
 	opts     Options
 	rollouts rollouts
+	slots    *providerSlots
 }
 
 // New returns a Tracker; Ledger, Providers, Recorder, Tracer and Logger are required.
@@ -105,7 +113,7 @@ func New(opts Options) (*Tracker, error) {
 	if opts.CommitTime == "" {
 		opts.CommitTime = commits.CommitterTime
 	}
-	return &Tracker{opts: opts}, nil
+	return &Tracker{opts: opts, slots: newProviderSlots(opts.ProviderSlots, opts.Clock)}, nil
 }
 
 // Result reports what Process did.
@@ -117,10 +125,18 @@ type Result struct {
 	// Applied is the apply time used; AppliedFromFlux says whether it came from Flux's Ready condition.
 	Applied         time.Time
 	AppliedFromFlux bool
+
+	repository string // redacted repository URL of the recorded commits
+	attrs      telemetry.ObjectAttributes
+	rejected   []latency.Rejection // implausible times, not turned into samples
 }
 
+// maxDecisions bounds how often one apply is decided again after other writers moved its ledger entry.
+const maxDecisions = 8
+
 // Process records the commits d's current revision delivered, unless already recorded.
-// It returns an error wrapping ErrPermanent when retrying cannot help.
+// It returns an error wrapping ErrPermanent when retrying cannot help, and one for which commits.RetryAfter
+// reports a wait when a provider is rate limited or busy.
 func (t *Tracker) Process(ctx context.Context, d flux.Deployment) (res Result, err error) {
 	observed := t.opts.Clock.Now()
 	ctx, span := t.opts.Tracer.Start(ctx, "flux-commit-tracker.apply", trace.WithAttributes(
@@ -131,16 +147,21 @@ func (t *Tracker) Process(ctx context.Context, d flux.Deployment) (res Result, e
 		attribute.String("flux.revision", d.Revision),
 	))
 	log := t.opts.Logger.With("namespace", d.Namespace, "kind", d.Kind, "name", d.Name, "revision", d.Revision)
-	attrs := telemetry.ObjectAttributes{Cluster: t.opts.ClusterName, Namespace: d.Namespace, Kind: d.Kind, Name: d.Name, Repository: d.RepositoryURL}
+	attrs := telemetry.ObjectAttributes{Cluster: t.opts.ClusterName, Namespace: d.Namespace, Kind: d.Kind, Name: d.Name, Repository: redact.URL(d.RepositoryURL)}
 	defer func() {
 		if err != nil && res.Outcome == "" {
 			res.Outcome = Failed
 		}
 		span.SetAttributes(attribute.String("flux_commit_tracker.outcome", string(res.Outcome)), attribute.Int("flux_commit_tracker.commits", len(res.Commits)))
 		if err != nil {
+			err = redact.Error(err)
 			span.RecordError(err)
 			span.SetStatus(codes.Error, err.Error())
-			log.Error("apply not recorded", "error", err)
+			if _, limited := commits.RetryAfter(err, observed); limited {
+				log.InfoContext(ctx, "apply not recorded yet: provider limited or busy, object requeued", "error", err)
+			} else {
+				log.ErrorContext(ctx, "apply not recorded", "error", err)
+			}
 		}
 		span.End()
 	}()
@@ -149,8 +170,44 @@ func (t *Tracker) Process(ctx context.Context, d flux.Deployment) (res Result, e
 		return Result{Outcome: Pending}, nil
 	}
 	t.observeRollout(ctx, d, attrs, log)
-	entry, known := t.opts.Ledger.Get(d.UID)
-	if known && entry.Revision == d.Revision {
+	// Each decision is a compare-and-set on the entry it was made from: when another writer moved it, memory
+	// now holds what that writer stored, and the apply is decided again from there.
+	for range maxDecisions {
+		entry, known := t.opts.Ledger.Get(d.UID)
+		var prev *ledger.Entry
+		if known {
+			prev = &entry
+		}
+		res, err = t.decide(ctx, d, prev, observed, attrs, span, log)
+		if !errors.Is(err, ledger.ErrConflict) {
+			break
+		}
+		log.DebugContext(ctx, "ledger entry moved by another writer: deciding again")
+	}
+	if err != nil || res.Outcome != Recorded {
+		return res, err
+	}
+	t.emit(t.traceCommits(res.repository, d, res.Commits, d.Fetched, res.Applied, span.SpanContext()), res.Samples, res.attrs)
+	t.opts.Recorder.AddCommitsRecorded(ctx, len(res.Commits), res.attrs)
+	for _, r := range res.rejected {
+		t.opts.Recorder.AddError(ctx, telemetry.ReasonImplausibleTime, res.attrs)
+		log.WarnContext(ctx, "implausible time: no sample from it", "field", string(r.Field), "commit", r.Commit,
+			"upstream", r.Upstream, "error", r.Err)
+	}
+	for i, c := range res.Commits {
+		reconcile, e2e := stageSeconds(res.Samples, c.SHA)
+		log.InfoContext(ctx, "commit applied", "commit", c.SHA, "committed", c.Committed, "applied", res.Applied,
+			"applied_from_flux", res.AppliedFromFlux, "healthy", d.WaitsForHealth && res.AppliedFromFlux, "observed", observed, "reconcile_seconds", reconcile.Duration.Seconds(),
+			"e2e_seconds", e2e.Seconds(), "clock_skew", reconcile.Skewed, "upstream_commits", len(c.Upstream),
+			"repository", res.repository, "position", i+1, "of", len(res.Commits))
+	}
+	return res, nil
+}
+
+// decide works out what d's revision delivered since prev (nil: first sight) and stores the new checkpoint,
+// guarded by prev. Nothing is emitted here: Process emits once the checkpoint is stored.
+func (t *Tracker) decide(ctx context.Context, d flux.Deployment, prev *ledger.Entry, observed time.Time, attrs telemetry.ObjectAttributes, span trace.Span, log *slog.Logger) (Result, error) {
+	if prev != nil && prev.Revision == d.Revision {
 		return Result{Outcome: Unchanged}, nil
 	}
 	head, err := revision.Parse(d.Revision)
@@ -159,17 +216,26 @@ func (t *Tracker) Process(ctx context.Context, d flux.Deployment) (res Result, e
 		t.opts.Recorder.AddError(ctx, telemetry.ReasonInvalidRevision, attrs)
 		return Result{Outcome: NotRecorded}, fmt.Errorf("%w: %w", ErrPermanent, err)
 	}
-	base, baseErr := revision.Parse(entry.Revision)
-	if !known || baseErr != nil {
-		log.Info("first sight of object: revision kept as baseline, nothing recorded")
-		return Result{Outcome: Baseline}, t.checkpoint(ctx, d, observed, t.baselineExport(ctx, d, head.Digest, log))
+	var entry ledger.Entry
+	if prev != nil {
+		entry = *prev
+	}
+	// The high-water mark: commits up to it were recorded, whatever the object applied since (a rollback).
+	base, baseErr := revision.Parse(entry.Mark())
+	if prev == nil || baseErr != nil {
+		log.InfoContext(ctx, "first sight of object: revision kept as baseline, nothing recorded")
+		export, err := t.firstBaselineExport(ctx, d, head.Digest, log)
+		if err != nil {
+			return Result{}, err
+		}
+		return Result{Outcome: Baseline}, t.checkpoint(ctx, d, prev, observed, d.Revision, export)
 	}
 	if base.Equal(head) {
-		return Result{Outcome: Unchanged}, t.checkpoint(ctx, d, observed, entry.Export)
+		return Result{Outcome: Unchanged}, t.checkpoint(ctx, d, prev, observed, entry.Mark(), entry.Export)
 	}
 	if d.WaitsForHealth && d.Applied.IsZero() {
 		// Applied is applied-and-healthy here: wait for Flux's Ready=True on this revision.
-		log.Debug("revision applied, waiting for its health checks before recording")
+		log.DebugContext(ctx, "revision applied, waiting for its health checks before recording")
 		return Result{Outcome: AwaitingHealth}, nil
 	}
 
@@ -179,8 +245,13 @@ func (t *Tracker) Process(ctx context.Context, d flux.Deployment) (res Result, e
 		t.opts.Recorder.AddError(ctx, telemetry.ReasonRepositoryURL, attrs)
 		return Result{Outcome: NotRecorded}, fmt.Errorf("%w: %w", ErrPermanent, err)
 	}
-	attrs.Repository = repo.String()
-	span.SetAttributes(attribute.String("vcs.repository.url.full", repo.String()))
+	release, err := t.slots.acquire(src.Kind)
+	if err != nil {
+		return Result{}, err
+	}
+	defer release()
+	attrs.Repository = redact.URL(repo.String())
+	span.SetAttributes(attribute.String("vcs.repository.url.full", attrs.Repository))
 
 	rng, err := provider.Range(ctx, repo, base.Digest, head.Digest)
 	switch {
@@ -188,27 +259,57 @@ func (t *Tracker) Process(ctx context.Context, d flux.Deployment) (res Result, e
 		t.opts.Recorder.AddError(ctx, telemetry.ReasonCommitNotFound, attrs)
 		if _, herr := provider.Commit(ctx, repo, head.Digest); herr == nil {
 			// The recorded commit is gone (force-push, then garbage collection): the new revision is a fresh baseline.
-			log.Warn("recorded commit no longer in the repository: new revision kept as baseline, nothing recorded",
-				"repository", repo.String(), "previous_revision", entry.Revision)
-			return Result{Outcome: NotRecorded}, t.checkpoint(ctx, d, observed, t.baselineExport(ctx, d, head.Digest, log))
+			log.WarnContext(ctx, "recorded commit no longer in the repository: new revision kept as baseline, nothing recorded",
+				"repository", attrs.Repository, "previous_revision", entry.Mark())
+			export, err := t.baselineExport(ctx, src, d, head.Digest, log)
+			if err != nil {
+				return Result{}, err
+			}
+			return Result{Outcome: NotRecorded}, t.checkpoint(ctx, d, prev, observed, d.Revision, export)
 		}
-		log.Warn("commit not found in repository: nothing recorded until a revision it knows", "repository", repo.String(), "base", base.Digest)
-		return Result{Outcome: NotRecorded}, fmt.Errorf("%w: range %s..%s in %s: %w", ErrPermanent, base.Digest, head.Digest, repo, err)
+		log.WarnContext(ctx, "commit not found in repository: nothing recorded until a revision it knows", "repository", attrs.Repository, "base", base.Digest)
+		return Result{Outcome: NotRecorded}, fmt.Errorf("%w: range %s..%s in %s: %w", ErrPermanent, base.Digest, head.Digest, attrs.Repository, err)
 	case err != nil:
-		t.opts.Recorder.AddError(ctx, src.lookupReason(), attrs)
-		return Result{}, fmt.Errorf("range %s..%s in %s: %w", base.Digest, head.Digest, repo, err)
+		t.opts.Recorder.AddError(ctx, lookupReason(src, err), attrs)
+		return Result{}, fmt.Errorf("range %s..%s in %s: %w", base.Digest, head.Digest, attrs.Repository, err)
 	}
-	if rng.Status != commits.Ahead {
-		if rng.Status != commits.Identical {
-			t.opts.Recorder.AddNotRecorded(ctx, string(rng.Status), attrs)
-			log.Warn("revision is not ahead of the recorded one (rollback or force-push): nothing recorded",
-				"status", string(rng.Status), "previous_revision", entry.Revision)
+	switch rng.Status {
+	case commits.Ahead:
+	case commits.Behind:
+		// A rollback: the mark stays where it is, so a roll-forward records only commits past it.
+		t.opts.Recorder.AddNotRecorded(ctx, string(rng.Status), attrs)
+		log.WarnContext(ctx, "revision is behind the furthest recorded one (rollback): nothing recorded, mark kept",
+			"status", string(rng.Status), "recorded_revision", entry.Mark())
+		return Result{Outcome: NotRecorded}, t.checkpoint(ctx, d, prev, observed, entry.Mark(), entry.Export)
+	case commits.Identical:
+		return Result{Outcome: NotRecorded}, t.checkpoint(ctx, d, prev, observed, entry.Mark(), entry.Export)
+	default:
+		if entry.Revision != entry.Mark() {
+			// After a rollback, the branch may have been re-pointed and built on: what is new since the applied
+			// revision, less what lies on the way to the mark, was never recorded.
+			cs, ok, err := sinceRollback(ctx, src, entry, head.Digest)
+			if err != nil {
+				t.opts.Recorder.AddError(ctx, lookupReason(src, err), attrs)
+				return Result{}, err
+			}
+			if ok {
+				rng = commits.Range{Status: commits.Ahead, Commits: cs}
+				break
+			}
 		}
-		return Result{Outcome: NotRecorded}, t.checkpoint(ctx, d, observed, t.baselineExport(ctx, d, head.Digest, log))
+		// A force-push onto other history: none of its commits is known to be new, so it is a new baseline.
+		t.opts.Recorder.AddNotRecorded(ctx, string(rng.Status), attrs)
+		log.WarnContext(ctx, "revision diverged from the furthest recorded one (force-push): kept as baseline, nothing recorded",
+			"status", string(rng.Status), "recorded_revision", entry.Mark())
+		export, err := t.baselineExport(ctx, src, d, head.Digest, log)
+		if err != nil {
+			return Result{}, err
+		}
+		return Result{Outcome: NotRecorded}, t.checkpoint(ctx, d, prev, observed, d.Revision, export)
 	}
 	if rng.Truncated > 0 {
 		t.opts.Recorder.AddTruncated(ctx, rng.Truncated, attrs)
-		log.Warn("commit range exceeds the cap: oldest commits not recorded", "truncated", rng.Truncated, "cap", commits.MaxRangeCommits)
+		log.WarnContext(ctx, "commit range exceeds the cap: oldest commits not recorded", "truncated", rng.Truncated, "cap", commits.MaxRangeCommits)
 	}
 
 	delivered, export, err := t.delivered(ctx, src, d, rng.Commits, entry.Export, attrs, log)
@@ -220,25 +321,67 @@ func (t *Tracker) Process(ctx context.Context, d flux.Deployment) (res Result, e
 	if applied.IsZero() {
 		applied, fromFlux = observed, false
 	}
-	bounds := latency.Bounds{Now: observed}
-	samples, _ := latency.Compute(applied, delivered, bounds)
-	fetchSamples, _ := latency.FetchStages(d.Fetched, applied, delivered, bounds)
-	samples = append(samples, fetchSamples...)
+	bounds := latency.Bounds{Now: observed, Tolerance: t.opts.ClockSkewTolerance}
+	samples, rejected := latency.Compute(applied, delivered, bounds)
+	fetchSamples, fetchRejected := latency.FetchStages(d.Fetched, applied, delivered, bounds)
+	samples, rejected = append(samples, fetchSamples...), append(rejected, fetchRejected...)
 
 	// The ledger is written before anything is emitted: a failed write leaves nothing recorded to repeat.
-	if err := t.checkpoint(ctx, d, observed, export); err != nil {
+	if err := t.checkpoint(ctx, d, prev, observed, d.Revision, export); err != nil {
 		return Result{}, err
 	}
-	t.emit(t.traceCommits(repo.String(), d, delivered, d.Fetched, applied, span.SpanContext()), samples, attrs)
-	t.opts.Recorder.AddCommitsRecorded(ctx, len(delivered), attrs)
-	for i, c := range delivered {
-		reconcile, e2e := stageSeconds(samples, c.SHA)
-		log.Info("commit applied", "commit", c.SHA, "committed", c.Committed, "applied", applied,
-			"applied_from_flux", fromFlux, "healthy", d.WaitsForHealth && fromFlux, "observed", observed, "reconcile_seconds", reconcile.Duration.Seconds(),
-			"e2e_seconds", e2e.Seconds(), "clock_skew", reconcile.Skewed, "upstream_commits", len(c.Upstream),
-			"repository", repo.String(), "position", i+1, "of", len(delivered))
+	return Result{Outcome: Recorded, Commits: delivered, Samples: samples, Applied: applied, AppliedFromFlux: fromFlux,
+		repository: attrs.Repository, attrs: attrs, rejected: rejected}, nil
+}
+
+// sinceRollback returns the commits in (entry.Revision, head] that are not on the way from entry.Revision to
+// the mark, when both ranges are plain first-parent histories from the applied revision.
+func sinceRollback(ctx context.Context, src Source, entry ledger.Entry, head string) ([]commits.Commit, bool, error) {
+	applied, err1 := revision.Parse(entry.Revision)
+	mark, err2 := revision.Parse(entry.Mark())
+	if err1 != nil || err2 != nil {
+		return nil, false, nil
 	}
-	return Result{Outcome: Recorded, Commits: delivered, Samples: samples, Applied: applied, AppliedFromFlux: fromFlux}, nil
+	toHead, err := src.Provider.Range(ctx, src.Repository, applied.Digest, head)
+	if err != nil || toHead.Status != commits.Ahead || toHead.Truncated > 0 {
+		return nil, false, ignoreNotFound(err)
+	}
+	toMark, err := src.Provider.Range(ctx, src.Repository, applied.Digest, mark.Digest)
+	if err != nil || toMark.Status != commits.Ahead || toMark.Truncated > 0 {
+		return nil, false, ignoreNotFound(err)
+	}
+	recorded := make(map[string]bool, len(toMark.Commits))
+	for _, c := range toMark.Commits {
+		recorded[c.SHA] = true
+	}
+	var fresh []commits.Commit
+	for _, c := range toHead.Commits {
+		if !recorded[c.SHA] {
+			fresh = append(fresh, c)
+		}
+	}
+	return fresh, len(fresh) > 0, nil
+}
+
+func ignoreNotFound(err error) error {
+	if errors.Is(err, commits.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+// lookupReason is the error reason counted for a failed lookup through src.
+func lookupReason(src Source, err error) string {
+	var rl *commits.RateLimitError
+	switch {
+	case errors.As(err, &rl):
+		return telemetry.ReasonRateLimited
+	case errors.Is(err, context.DeadlineExceeded):
+		return telemetry.ReasonTimeout
+	case errors.Is(err, commits.ErrBadResponse):
+		return telemetry.ReasonBadResponse
+	}
+	return src.lookupReason()
 }
 
 // delivered pairs each commit of a range with its upstream commits; export is the last export recorded before
@@ -288,7 +431,7 @@ func (t *Tracker) upstream(ctx context.Context, src Source, d flux.Deployment, s
 		log.Warn("exporter info too large: commit recorded without upstream stage", "commit", sha, "path", path, "error", err)
 		return nil, "", nil
 	case err != nil:
-		t.opts.Recorder.AddError(ctx, src.lookupReason(), attrs)
+		t.opts.Recorder.AddError(ctx, lookupReason(src, err), attrs)
 		return nil, "", fmt.Errorf("read %s at %s: %w", path, sha, err)
 	}
 	info, err := exporterinfo.Decode(data)
@@ -338,21 +481,35 @@ func upstreamCommits(info exporterinfo.Info) []latency.UpstreamCommit {
 	return out
 }
 
-// baselineExport identifies the exporter-info.json at a new baseline, so commits after it that leave the file
-// alone do not record its upstream commits; a failed lookup only loses that protection once.
-func (t *Tracker) baselineExport(ctx context.Context, d flux.Deployment, sha string, log *slog.Logger) string {
+// firstBaselineExport is baselineExport at an object's first sight, before its source is known.
+func (t *Tracker) firstBaselineExport(ctx context.Context, d flux.Deployment, sha string, log *slog.Logger) (string, error) {
 	if t.exporterInfoPath(d) == "" {
-		return ""
+		return "", nil
 	}
 	src, err := t.opts.Providers(ctx, d)
 	if err != nil {
-		return ""
+		return "", nil // recording fails on the same source later, and says why
+	}
+	release, err := t.slots.acquire(src.Kind)
+	if err != nil {
+		return "", err
+	}
+	defer release()
+	return t.baselineExport(ctx, src, d, sha, log)
+}
+
+// baselineExport identifies the exporter-info.json at a new baseline, so commits after it that leave the file
+// alone do not record its upstream commits again. A lookup that fails is retried later rather than losing
+// that protection; a missing or bad file means there is nothing to protect.
+func (t *Tracker) baselineExport(ctx context.Context, src Source, d flux.Deployment, sha string, log *slog.Logger) (string, error) {
+	if t.exporterInfoPath(d) == "" {
+		return "", nil
 	}
 	_, id, err := t.upstream(ctx, src, d, sha, telemetry.ObjectAttributes{}, log)
 	if err != nil {
-		log.Debug("exporter info at baseline not read", "error", err)
+		return "", fmt.Errorf("exporter info at baseline %s: %w", sha, err)
 	}
-	return id
+	return id, nil
 }
 
 // stageSeconds returns commit sha's reconcile sample and its longest e2e duration (its oldest upstream commit).
@@ -394,15 +551,16 @@ func (t *Tracker) emit(commitCtx map[string]context.Context, samples []latency.S
 // Forget drops the ledger entries of a deleted object.
 func (t *Tracker) Forget(ctx context.Context, kind, namespace, name string) error {
 	t.forgetRollout(kind, namespace, name)
-	return t.Prune(ctx, func(e ledger.Entry) (bool, error) {
+	return t.Prune(ctx, func(_ string, e ledger.Entry) (bool, error) {
 		return e.Kind != kind || e.Namespace != namespace || e.Name != name, nil
 	})
 }
 
-// Prune drops the ledger entries for which exists reports false, e.g. objects deleted while the tracker was down.
-func (t *Tracker) Prune(ctx context.Context, exists func(ledger.Entry) (bool, error)) error {
+// Prune drops the ledger entries for which exists reports false: objects deleted while the tracker was down,
+// or deleted and created again under the same name (a new UID).
+func (t *Tracker) Prune(ctx context.Context, exists func(uid string, e ledger.Entry) (bool, error)) error {
 	for uid, e := range t.opts.Ledger.Entries() {
-		ok, err := exists(e)
+		ok, err := exists(uid, e)
 		if err != nil {
 			return fmt.Errorf("prune ledger: %w", err)
 		}
@@ -413,16 +571,29 @@ func (t *Tracker) Prune(ctx context.Context, exists func(ledger.Entry) (bool, er
 		if err := t.opts.Ledger.Delete(ctx, uid); err != nil {
 			return fmt.Errorf("forget %s %s/%s: %w", e.Kind, e.Namespace, e.Name, err)
 		}
-		t.opts.Logger.Info("object gone: ledger entry removed", "kind", e.Kind, "namespace", e.Namespace, "name", e.Name)
+		t.opts.Logger.InfoContext(ctx, "object gone: ledger entry removed", "kind", e.Kind, "namespace", e.Namespace, "name", e.Name, "uid", uid)
 	}
 	return nil
 }
 
-func (t *Tracker) checkpoint(ctx context.Context, d flux.Deployment, at time.Time, export string) error {
+// checkpoint stores d's revision with mark as the furthest recorded revision, guarded by prev (the entry the
+// decision was made from). A conflict is returned as is, for the caller to decide again.
+func (t *Tracker) checkpoint(ctx context.Context, d flux.Deployment, prev *ledger.Entry, at time.Time, mark, export string) error {
 	e := ledger.Entry{Kind: d.Kind, Namespace: d.Namespace, Name: d.Name, Revision: d.Revision, Export: export, UpdatedAt: at.UTC().Truncate(time.Second)}
-	if err := t.opts.Ledger.Put(ctx, d.UID, e); err != nil {
+	if mark != d.Revision {
+		e.Recorded = mark
+	}
+	if prev != nil && prev.Kind == e.Kind && prev.Namespace == e.Namespace && prev.Name == e.Name &&
+		prev.Revision == e.Revision && prev.Mark() == e.Mark() && prev.Export == e.Export {
+		return nil // only the time would change: not worth a write
+	}
+	err := t.opts.Ledger.Swap(ctx, d.UID, prev, e)
+	if errors.Is(err, ledger.ErrConflict) {
+		return err
+	}
+	if err != nil {
 		t.opts.Recorder.AddError(ctx, telemetry.ReasonLedger, telemetry.ObjectAttributes{
-			Cluster: t.opts.ClusterName, Namespace: d.Namespace, Kind: d.Kind, Name: d.Name, Repository: d.RepositoryURL})
+			Cluster: t.opts.ClusterName, Namespace: d.Namespace, Kind: d.Kind, Name: d.Name, Repository: redact.URL(d.RepositoryURL)})
 		return fmt.Errorf("checkpoint %s/%s at %s: %w", d.Namespace, d.Name, d.Revision, err)
 	}
 	return nil
