@@ -1,116 +1,188 @@
 // Package redact is the one path every URL, error and log text takes before it leaves the process (metric
-// labels, span attributes, logs, events, errors): userinfo, query strings, fragments and registered secret
-// values are removed.
+// labels, span attributes, logs, events, errors): userinfo, query strings, fragments, credential-like
+// key=value pairs and registered secret values are removed.
+//
+// The rules work on the text itself, not on a successful URL parse, so a malformed URL (a password holding
+// '/', '#' or '?', an invalid escape) is redacted too: everything between "://" and the last '@' that looks
+// like userinfo goes, even at the cost of a host that only looked like one.
 package redact
 
 import (
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
+	"unicode"
 )
 
 // Mask replaces what was removed.
 const Mask = "REDACTED"
 
-// URL returns raw without userinfo password, query or fragment. A user name alone is kept only when it is a
-// conventional SSH user (git); anything else in userinfo is removed. Text that is not a URL is passed to Text.
+// sshUser is the one user name kept: the conventional SSH user of git hosts, which is no secret.
+const sshUser = "git"
+
+// URL returns raw without userinfo (a bare "git" user is kept), with its query replaced by Mask and
+// without its fragment; registered secrets are masked too. Text with whitespace is passed to Text.
 func URL(raw string) string {
 	if raw == "" {
 		return ""
 	}
-	u, err := url.Parse(raw)
-	if err != nil || u.Scheme == "" || (u.Host == "" && u.Opaque == "") {
+	if strings.IndexFunc(raw, unicode.IsSpace) >= 0 {
 		return Text(raw)
 	}
-	if u.User != nil {
-		if _, hasPassword := u.User.Password(); hasPassword || u.User.Username() != "git" {
-			u.User = nil
-		}
-	}
-	if u.RawQuery != "" {
-		u.RawQuery = Mask
-	}
-	u.Fragment, u.RawFragment = "", ""
-	return secrets.replace(u.String())
+	return keyValuePattern.ReplaceAllString(redactURL(secrets.replace(raw)), "${1}="+Mask)
 }
 
-// urlPattern finds URLs with a scheme inside free text.
-var urlPattern = regexp.MustCompile(`[a-zA-Z][a-zA-Z0-9+.-]*://[^\s"'<>\x60]+`)
+// redactURL applies the URL rules to one token until nothing changes (cutting a fragment can expose userinfo),
+// so that redacting twice is redacting once.
+func redactURL(s string) string {
+	for range 4 {
+		next := redactURLOnce(s)
+		if next == s {
+			break
+		}
+		s = next
+	}
+	return s
+}
 
-// Text redacts every URL found in s and every registered secret value.
+// redactURLOnce applies the URL rules once: scheme://[userinfo@]host/path?query#fragment, or scp-like
+// [userinfo@]host:path.
+func redactURLOnce(s string) string {
+	scheme, rest := "", s
+	if i := strings.Index(s, "://"); i >= 0 && schemePattern.MatchString(s[:i]) {
+		scheme, rest = s[:i+3], s[i+3:]
+	}
+	if at := strings.LastIndexByte(rest, '@'); at >= 0 {
+		userinfo := rest[:at]
+		// A '/' before the '@' with no ':' is a path holding '@' (repo@v1); anything else is userinfo.
+		if userinfo != sshUser && (strings.Contains(userinfo, ":") || !strings.ContainsAny(userinfo, "/?#")) {
+			rest = rest[at+1:]
+		}
+	}
+	if i := strings.IndexAny(rest, "?#"); i >= 0 {
+		query := rest[i] == '?' && i+1 < len(rest) && rest[i+1] != '#'
+		rest = rest[:i]
+		if query {
+			rest += "?" + Mask
+		}
+	}
+	return scheme + rest
+}
+
+var (
+	schemePattern = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9+.-]*$`)
+	// urlPattern finds URLs with a scheme inside free text.
+	urlPattern = regexp.MustCompile(`[a-zA-Z][a-zA-Z0-9+.-]*://[^\s"'<>\x60]+`)
+	// userinfoPattern finds user:password@ outside scheme URLs (scp-like remotes, bare authorities).
+	userinfoPattern = regexp.MustCompile(`[^\s:@/"'<>\x60]+:[^\s@/"'<>\x60][^\s@"'<>\x60]*@`)
+	// keyValuePattern finds credential-like key=value pairs, as in a query string printed on its own.
+	keyValuePattern = regexp.MustCompile(`(?i)\b((?:access_|private_|auth_|id_|refresh_)?token|password|passwd|secret|client_secret|api_?key|apikey|sig|signature|credential|auth)=[^\s&"'<>\x60]+`)
+)
+
+// Text redacts every URL found in s (as URL does), user:password@ pairs, credential-like key=value pairs
+// and every registered secret value. It is idempotent.
 func Text(s string) string {
 	if s == "" {
 		return s
 	}
+	// Secrets first: the patterns below cut text up and could leave part of one behind.
+	s = secrets.replace(s)
 	s = urlPattern.ReplaceAllStringFunc(s, func(m string) string {
 		trail := ""
-		for strings.ContainsAny(m[len(m)-1:], ".,;:)]}") {
+		for m != "" && strings.ContainsAny(m[len(m)-1:], ".,;:)]}\\") {
 			trail, m = m[len(m)-1:]+trail, m[:len(m)-1]
-			if m == "" {
-				return trail
-			}
 		}
-		u, err := url.Parse(m)
-		if err != nil {
-			return Mask + trail
+		if m == "" {
+			return trail
 		}
-		if u.User != nil {
-			if _, hasPassword := u.User.Password(); hasPassword || u.User.Username() != "git" {
-				u.User = nil
-			}
-		}
-		if u.RawQuery != "" {
-			u.RawQuery = Mask
-		}
-		u.Fragment, u.RawFragment = "", ""
-		return u.String() + trail
+		return redactURL(m) + trail
 	})
-	return secrets.replace(s)
+	s = userinfoPattern.ReplaceAllString(s, Mask+"@")
+	return keyValuePattern.ReplaceAllString(s, "${1}="+Mask)
 }
 
-// Error returns err's message redacted; nil stays nil.
+// Error returns err with its message redacted when it is read; nil stays nil. The chain stays for errors.Is
+// and errors.As; secrets registered after the call are masked too.
 func Error(err error) error {
 	if err == nil {
 		return nil
 	}
-	return redactedError{msg: Text(err.Error()), err: err}
+	if r, ok := err.(redactedError); ok {
+		return r
+	}
+	return redactedError{err: err}
 }
 
-type redactedError struct {
-	msg string
-	err error
-}
+type redactedError struct{ err error }
 
-func (e redactedError) Error() string { return e.msg }
+func (e redactedError) Error() string { return Text(e.err.Error()) }
 func (e redactedError) Unwrap() error { return e.err }
 
-// minSecretLen keeps short values (a user name such as "git", a "1") from masking ordinary words.
-const minSecretLen = 6
+const (
+	// minSecretLen keeps short values (a user name such as "git", a "1") from masking ordinary words.
+	minSecretLen = 6
+	// maxSecrets bounds the registry; the oldest values are forgotten first.
+	maxSecrets = 4096
+)
 
 // registry holds secret values read from Secrets so they are masked wherever they appear.
 type registry struct {
-	mu     sync.RWMutex
-	values map[string]struct{}
+	mu sync.RWMutex
+	// order is oldest first; byLength longest first, so a secret holding another is masked whole.
+	order, byLength []string
+	values          map[string]struct{}
 }
 
 var secrets = &registry{values: map[string]struct{}{}}
 
-// Secret registers a credential value (a password, a token, a key) so Text and URL mask it from now on.
+// Secret registers a credential value (a password, a token, a key) so Text and URL mask it from now on, in
+// its plain, query-escaped, path-escaped and userinfo-escaped forms. A multi-line value (a PEM key) is
+// registered line by line, without its armor lines. Values shorter than 6 characters are not registered.
 func Secret(value string) {
-	value = strings.TrimSpace(value)
-	if len(value) < minSecretLen {
-		return
+	var forms []string
+	for line := range strings.Lines(value) {
+		if line = strings.TrimSpace(line); !strings.HasPrefix(line, "-----") {
+			forms = append(forms, line)
+		}
+	}
+	if v := strings.TrimSpace(value); !strings.Contains(v, "\n") {
+		forms = []string{v}
 	}
 	secrets.mu.Lock()
 	defer secrets.mu.Unlock()
-	secrets.values[value] = struct{}{}
+	for _, v := range forms {
+		if len(v) < minSecretLen {
+			continue
+		}
+		for _, form := range []string{v, url.QueryEscape(v), url.PathEscape(v), strings.TrimPrefix(url.UserPassword("", v).String(), ":")} {
+			secrets.add(form)
+		}
+	}
+}
+
+// add registers v; the caller holds mu.
+func (r *registry) add(v string) {
+	if _, ok := r.values[v]; ok {
+		return
+	}
+	if len(r.order) == maxSecrets {
+		oldest := r.order[0]
+		r.order = r.order[1:]
+		delete(r.values, oldest)
+		r.byLength = slices.DeleteFunc(r.byLength, func(s string) bool { return s == oldest })
+	}
+	r.values[v] = struct{}{}
+	r.order = append(r.order, v)
+	i, _ := slices.BinarySearchFunc(r.byLength, v, func(a, b string) int { return len(b) - len(a) })
+	r.byLength = slices.Insert(r.byLength, i, v)
 }
 
 func (r *registry) replace(s string) string {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	for v := range r.values {
+	for _, v := range r.byLength {
 		if strings.Contains(s, v) {
 			s = strings.ReplaceAll(s, v, Mask)
 		}

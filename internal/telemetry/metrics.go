@@ -10,6 +10,8 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/redact"
 )
 
 // ScopeName is the instrumentation scope of every meter, tracer and logger the
@@ -234,7 +236,7 @@ func (a ObjectAttributes) set(extra ...attribute.KeyValue) attribute.Set {
 		attribute.String(AttrNamespace, a.Namespace),
 		attribute.String(AttrKind, a.Kind),
 		attribute.String(AttrName, a.Name),
-		attribute.String(AttrRepository, a.Repository),
+		attribute.String(AttrRepository, redact.URL(a.Repository)), // never a URL's userinfo or query
 	}, extra...)
 	return attribute.NewSet(kvs...)
 }
