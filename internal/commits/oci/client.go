@@ -1,8 +1,12 @@
 // Package oci reads the OCI artifacts Flux OCIRepositories resolve: the manifest annotations naming the
 // source commit (org.opencontainers.image.revision) and repository (org.opencontainers.image.source), and an
 // optional exporter-info layer listing the upstream commits the artifact carries. An artifact is immutable
-// by digest, so each is fetched once, held in a bounded LRU, and concurrent lookups of one digest share
-// one fetch.
+// by digest, so each is fetched once, held in an LRU bounded in bytes (Options.CacheBytes), and concurrent
+// lookups of one digest share one fetch. That shared fetch runs detached from any one caller's cancellation
+// and is bounded by Options.Timeout (retries included), so a registry that never answers fails the lookup
+// with an error wrapping context.DeadlineExceeded; a panic inside it becomes an error. A manifest is
+// decoded defensively (see parseManifest): content that is not a usable image manifest wraps ErrInvalid and
+// commits.ErrBadResponse.
 //
 // Where the pieces come from in Flux: an OCIRepository's status.artifact.revision is <tag>@sha256:<manifest
 // digest> (ParseArtifactRevision splits it); `flux push artifact --revision --source` writes the annotations,
@@ -19,6 +23,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -27,12 +32,12 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
-	lru "github.com/hashicorp/golang-lru/v2"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits/bytecache"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/exporterinfo"
 )
 
@@ -47,9 +52,14 @@ const (
 )
 
 const (
-	defaultCacheSize = 256
-	userAgent        = "flux-commit-tracker"
-	tracerName       = "github.com/flux-commit-tracker/flux-commit-tracker/internal/commits/oci"
+	// DefaultTimeout bounds one artifact lookup, retries included.
+	DefaultTimeout = 30 * time.Second
+	// DefaultCacheBytes bounds the artifacts held in memory.
+	DefaultCacheBytes = 32 << 20
+	// maxAnnotation is the longest revision or source annotation kept; longer ones are dropped.
+	maxAnnotation = 4096
+	userAgent     = "flux-commit-tracker"
+	tracerName    = "github.com/flux-commit-tracker/flux-commit-tracker/internal/commits/oci"
 )
 
 // defaultBackoff is go-containerregistry's own default: three tries, waiting 1s then 3s.
@@ -76,9 +86,11 @@ type Options struct {
 	Keychain authn.Keychain
 	// Insecure allows plain-HTTP registries (e.g. 127.0.0.1 in tests).
 	Insecure bool
-	// CacheSize bounds the artifacts held in memory; default 256. Each entry holds its exporter-info layer,
-	// up to exporterinfo.MaxSize bytes.
-	CacheSize int
+	// Timeout bounds one lookup (manifest and exporter-info layer, retries included); default 30s.
+	Timeout time.Duration
+	// CacheBytes bounds the estimated bytes of the artifacts held in memory, each counted with its
+	// exporter-info layer (up to exporterinfo.MaxSize bytes); default 32 MiB.
+	CacheBytes int64
 	// OnCall, if set, is told the outcome of every registry fetch of an artifact (its manifest and, when
 	// present, its exporter-info layer) and every lookup answered from memory.
 	OnCall func(ctx context.Context, outcome commits.CallOutcome)
@@ -121,8 +133,9 @@ type Client struct {
 	insecure  bool
 	transport http.RoundTripper
 	backoff   remote.Backoff
-	cache     *lru.Cache[string, entry]
+	cache     *bytecache.Cache[string, entry]
 	flight    singleflight.Group
+	timeout   time.Duration
 	onCall    func(context.Context, commits.CallOutcome)
 	logger    *slog.Logger
 }
@@ -154,15 +167,15 @@ func New(opts Options) (*Client, error) {
 		tp = noop.NewTracerProvider()
 	}
 	c.transport = &instrumented{base: base, tracer: tp.Tracer(tracerName)}
-	size := opts.CacheSize
-	if size <= 0 {
-		size = defaultCacheSize
+	c.timeout = opts.Timeout
+	if c.timeout <= 0 {
+		c.timeout = DefaultTimeout
 	}
-	cache, err := lru.New[string, entry](size)
-	if err != nil {
-		return nil, fmt.Errorf("oci: %w", err)
+	cacheBytes := opts.CacheBytes
+	if cacheBytes <= 0 {
+		cacheBytes = DefaultCacheBytes
 	}
-	c.cache = cache
+	c.cache = bytecache.New[string, entry](cacheBytes)
 	return c, nil
 }
 
@@ -189,46 +202,53 @@ func (c *Client) Artifact(ctx context.Context, ref string, digest string) (Artif
 }
 
 // lookup answers from the cache, else fetches once for all concurrent callers of the same artifact.
-// Callers served by another's fetch count as cache hits.
+// Callers served by another's fetch count as cache hits. The fetch runs on a context detached from the
+// callers' cancellation (keeping their values, e.g. the trace) and bounded by the client's timeout; each
+// caller still returns when its own context ends.
 func (c *Client) lookup(ctx context.Context, ref name.Digest) (entry, error) {
 	key := ref.Name()
 	if e, ok := c.cache.Get(key); ok {
 		c.onCall(ctx, commits.CallCacheHit)
 		return e, nil
 	}
-	for {
-		leader, hit := false, false
-		ch := c.flight.DoChan(key, func() (any, error) {
-			leader = true
-			// An earlier flight may have filled the cache since the check above.
-			if e, ok := c.cache.Get(key); ok {
-				hit = true
-				return e, nil
+	leader, hit := false, false
+	ch := c.flight.DoChan(key, func() (v any, err error) {
+		leader = true
+		defer func() {
+			if r := recover(); r != nil {
+				c.logger.ErrorContext(ctx, "oci: fetch panicked; answering with an error", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+				v, err = entry{}, fmt.Errorf("oci: fetch %s failed: %v: %w", ref, r, commits.ErrBadResponse)
 			}
-			e, err := c.fetch(ctx, ref)
-			if err == nil {
-				c.cache.Add(key, e)
-			}
-			return e, err
-		})
-		select {
-		case <-ctx.Done():
-			return entry{}, ctx.Err()
-		case res := <-ch:
-			if leader && !hit {
-				e, _ := res.Val.(entry)
-				return e, res.Err
-			}
-			if res.Err != nil && isContextErr(res.Err) && ctx.Err() == nil {
-				continue // the leader's context ended, ours did not: ask again
-			}
-			if res.Err == nil {
-				c.onCall(ctx, commits.CallCacheHit)
-			}
-			e, _ := res.Val.(entry)
-			return e, res.Err
+		}()
+		// An earlier flight may have filled the cache since the check above.
+		if e, ok := c.cache.Get(key); ok {
+			hit = true
+			return e, nil
 		}
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.timeout)
+		defer cancel()
+		e, err := c.fetch(fctx, ref)
+		if err == nil {
+			c.cache.Add(key, e, int64(len(key))+e.bytes())
+		}
+		return e, err
+	})
+	select {
+	case <-ctx.Done():
+		return entry{}, fmt.Errorf("oci: %s: %w", ref, ctx.Err())
+	case res := <-ch:
+		if (!leader || hit) && res.Err == nil {
+			c.onCall(ctx, commits.CallCacheHit)
+		}
+		e, _ := res.Val.(entry)
+		return e, res.Err
 	}
+}
+
+// bytes estimates the memory a cached entry holds.
+func (e entry) bytes() int64 {
+	a := e.artifact
+	return int64(256 + len(a.Digest) + len(a.Revision) + len(a.Source) + len(a.ExporterInfo))
 }
 
 // fetch gets the manifest of ref and, when listed, its exporter-info layer, reporting one call outcome.
@@ -254,31 +274,15 @@ func (c *Client) fetch(ctx context.Context, ref name.Digest) (e entry, err error
 	if desc.MediaType.IsIndex() || desc.MediaType.IsSchema1() {
 		return entry{}, fmt.Errorf("oci: %s is a %s, want a single image manifest: %w", ref, desc.MediaType, ErrInvalid)
 	}
-	img, err := desc.Image()
-	if err != nil {
-		return entry{}, fmt.Errorf("oci: %s: %w: %w", ref, ErrInvalid, err)
-	}
-	m, err := img.Manifest()
-	if err != nil {
-		return entry{}, fmt.Errorf("oci: %s: manifest: %w: %w", ref, ErrInvalid, err)
-	}
 
-	// Step 2: the annotations.
-	e.artifact = Artifact{
-		Digest:   ref.DigestStr(),
-		Revision: m.Annotations[AnnotationRevision],
-		Source:   m.Annotations[AnnotationSource],
+	// Step 2: the annotations and the exporter-info layer's descriptor, from the digest-verified bytes.
+	artifact, layer, ok, err := parseManifest(ref.DigestStr(), desc.Manifest)
+	if err != nil {
+		return entry{}, fmt.Errorf("oci: %s: %w", ref, err)
 	}
-	if s := m.Annotations[AnnotationCreated]; s != "" {
-		if t, perr := time.Parse(time.RFC3339Nano, s); perr == nil {
-			e.artifact.Created = t
-		} else {
-			c.logger.DebugContext(ctx, "oci: ignoring unparsable created annotation", "artifact", ref.String(), "created", s)
-		}
-	}
+	e.artifact = artifact
 
 	// Step 3: the exporter-info layer, refused by its descriptor size before any download.
-	layer, ok := exporterInfoLayer(m)
 	if !ok {
 		c.logger.DebugContext(ctx, "oci: fetched artifact", "artifact", ref.String(), "exporter_info", false)
 		return e, nil
@@ -288,8 +292,9 @@ func (c *Client) fetch(ctx context.Context, ref name.Digest) (e entry, err error
 			layer.Digest, ref, layer.Size, exporterinfo.MaxSize, ErrTooLarge)
 		return e, nil
 	}
-	if layer.Size < 0 {
-		return entry{}, fmt.Errorf("oci: exporter-info layer %s of %s has negative size %d: %w", layer.Digest, ref, layer.Size, ErrInvalid)
+	img, err := desc.Image()
+	if err != nil {
+		return entry{}, fmt.Errorf("oci: %s: %w: %w", ref, ErrInvalid, err)
 	}
 	data, err := readLayer(img, layer)
 	if err != nil {
@@ -301,14 +306,50 @@ func (c *Client) fetch(ctx context.Context, ref name.Digest) (e entry, err error
 	return e, nil
 }
 
-// exporterInfoLayer returns the first layer with ExporterInfoMediaType.
-func exporterInfoLayer(m *v1.Manifest) (v1.Descriptor, bool) {
-	for _, l := range m.Layers {
-		if string(l.MediaType) == ExporterInfoMediaType {
-			return l, true
+// parseManifest reads what the tracker needs from the bytes of an image manifest: the annotations and the
+// first layer with ExporterInfoMediaType (ok false when there is none). Content that is not a schema 2
+// image manifest, or a layer descriptor with a negative size or a malformed digest, wraps ErrInvalid and
+// commits.ErrBadResponse. A created annotation that is not RFC 3339, and revision or source annotations
+// over maxAnnotation bytes, are left empty.
+func parseManifest(digest string, raw []byte) (a Artifact, layer v1.Descriptor, ok bool, err error) {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("manifest: %s: %w: %w", fmt.Sprintf(format, args...), ErrInvalid, commits.ErrBadResponse)
+	}
+	if len(bytes.TrimSpace(raw)) == 0 || bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
+		return Artifact{}, v1.Descriptor{}, false, bad("empty or null")
+	}
+	m, err := v1.ParseManifest(bytes.NewReader(raw))
+	if err != nil {
+		return Artifact{}, v1.Descriptor{}, false, bad("%v", err)
+	}
+	if m.SchemaVersion != 2 {
+		return Artifact{}, v1.Descriptor{}, false, bad("schemaVersion %d, want 2", m.SchemaVersion)
+	}
+	a = Artifact{Digest: digest}
+	if s := m.Annotations[AnnotationRevision]; len(s) <= maxAnnotation {
+		a.Revision = s
+	}
+	if s := m.Annotations[AnnotationSource]; len(s) <= maxAnnotation {
+		a.Source = s
+	}
+	if s := m.Annotations[AnnotationCreated]; s != "" {
+		if t, perr := time.Parse(time.RFC3339Nano, s); perr == nil {
+			a.Created = t
 		}
 	}
-	return v1.Descriptor{}, false
+	for _, l := range m.Layers {
+		if string(l.MediaType) != ExporterInfoMediaType {
+			continue
+		}
+		if l.Size < 0 {
+			return Artifact{}, v1.Descriptor{}, false, bad("exporter-info layer has negative size %d", l.Size)
+		}
+		if _, derr := v1.NewHash(l.Digest.String()); derr != nil {
+			return Artifact{}, v1.Descriptor{}, false, bad("exporter-info layer digest: %v", derr)
+		}
+		return a, l, true, nil
+	}
+	return a, v1.Descriptor{}, false, nil
 }
 
 // readLayer downloads one layer. remote bounds the read to the descriptor's size and fails it at EOF when

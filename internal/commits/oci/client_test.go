@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -276,6 +277,8 @@ func TestArtifactSharedFetch(t *testing.T) {
 	}
 }
 
+// TestArtifactLeaderCanceled: the caller whose lookup started the shared fetch gives up; the others still
+// get the artifact from that same single fetch.
 func TestArtifactLeaderCanceled(t *testing.T) {
 	reg := newTestRegistry(t)
 	digest := reg.push(t, "app", "latest", fluxAnnotations())
@@ -302,11 +305,49 @@ func TestArtifactLeaderCanceled(t *testing.T) {
 	if err := <-leaderErr; !errors.Is(err, context.Canceled) {
 		t.Errorf("leader: err = %v, want context.Canceled", err)
 	}
-	// The follower asks again on its own context; let its manifest GET through.
-	<-arrived
 	close(gate)
 	if err := <-follower; err != nil {
 		t.Errorf("follower: %v, want the artifact despite the leader's cancellation", err)
+	}
+	if n := reg.manifestGETsOf(digest); n != 1 {
+		t.Errorf("%d manifest GETs, want the one shared fetch", n)
+	}
+}
+
+// TestArtifactTimeout: a registry that never answers fails the lookup with an error wrapping
+// context.DeadlineExceeded once Options.Timeout has passed, though the caller's context has no deadline.
+func TestArtifactTimeout(t *testing.T) {
+	reg := newTestRegistry(t)
+	digest := reg.push(t, "app", "latest", fluxAnnotations())
+	c, _ := newClient(t, func(o *oci.Options) { o.Timeout = 300 * time.Millisecond })
+	gate, _ := reg.hold(10)
+	defer close(gate)
+	done := make(chan error, 1)
+	go func() { _, err := c.Artifact(context.Background(), reg.host+"/app", digest); done <- err }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("err = %v, want context.DeadlineExceeded", err)
+		}
+	case <-time.After(20 * time.Second): // a hang guard, not a measurement
+		t.Fatal("the lookup never returned from a registry that does not answer")
+	}
+}
+
+// panicTransport panics on every request, standing in for any bug reached through outside data.
+type panicTransport struct{}
+
+func (panicTransport) RoundTrip(*http.Request) (*http.Response, error) {
+	var m map[string]*int
+	return nil, errors.New(strconv.Itoa(*m["x"])) // a nil dereference
+}
+
+// TestArtifactPanicIsAnError: a panic inside the shared fetch is an error for the caller, not a crash.
+func TestArtifactPanicIsAnError(t *testing.T) {
+	c, _ := newClient(t, func(o *oci.Options) { o.Transport = panicTransport{} })
+	_, err := c.Artifact(context.Background(), "127.0.0.1:1/app", "sha256:"+strings.Repeat("ab", 32))
+	if !errors.Is(err, commits.ErrBadResponse) {
+		t.Errorf("err = %v, want an error wrapping commits.ErrBadResponse", err)
 	}
 }
 
@@ -314,14 +355,24 @@ func TestArtifactCacheBounded(t *testing.T) {
 	reg := newTestRegistry(t)
 	a := reg.push(t, "app", "a", fluxAnnotations())
 	b := reg.push(t, "app", "b", map[string]string{oci.AnnotationRevision: "main@sha1:" + upstreamSHA})
-	c, _ := newClient(t, func(o *oci.Options) { o.CacheSize = 1 })
+	probe, _ := newClient(t)
+	var sizes []int64
+	for _, d := range []string{a, b} {
+		got, err := probe.Artifact(context.Background(), reg.host+"/app", d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sizes = append(sizes, oci.EntryBytes(reg.host+"/app@"+d, got))
+	}
+	// Room for either artifact, not both.
+	c, _ := newClient(t, func(o *oci.Options) { o.CacheBytes = max(sizes[0], sizes[1]) + min(sizes[0], sizes[1])/2 })
 	for _, d := range []string{a, a, b, a} {
 		if _, err := c.Artifact(context.Background(), reg.host+"/app", d); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if na, nb := reg.manifestGETsOf(a), reg.manifestGETsOf(b); na != 2 || nb != 1 {
-		t.Errorf("manifest GETs: a %d, b %d; want 2 and 1 with a one-entry cache", na, nb)
+	if na, nb := reg.manifestGETsOf(a), reg.manifestGETsOf(b); na != 3 || nb != 2 {
+		t.Errorf("manifest GETs: a %d, b %d; want 3 and 2 (one each from the probe) with room for one", na, nb)
 	}
 }
 

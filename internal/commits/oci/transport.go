@@ -1,6 +1,7 @@
 package oci
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -8,6 +9,8 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits"
 )
 
 // instrumented records one client span per HTTP request to a registry or its token service, a child of the
@@ -18,7 +21,14 @@ type instrumented struct {
 	tracer trace.Tracer
 }
 
-func (t *instrumented) RoundTrip(req *http.Request) (*http.Response, error) {
+// RoundTrip also turns a panic below it into an error: go-containerregistry sends some requests (the
+// registry ping) from goroutines of its own, where no caller could recover it.
+func (t *instrumented) RoundTrip(req *http.Request) (resp *http.Response, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			resp, err = nil, fmt.Errorf("oci: request failed: %v: %w", r, commits.ErrBadResponse)
+		}
+	}()
 	tmpl := urlTemplate(req.URL.Path)
 	ctx, span := t.tracer.Start(req.Context(), "oci "+req.Method+" "+tmpl,
 		trace.WithSpanKind(trace.SpanKindClient),
@@ -28,7 +38,7 @@ func (t *instrumented) RoundTrip(req *http.Request) (*http.Response, error) {
 			semconv.ServerAddress(req.URL.Hostname()),
 		))
 	defer span.End()
-	resp, err := t.base.RoundTrip(req.WithContext(ctx))
+	resp, err = t.base.RoundTrip(req.WithContext(ctx))
 	switch {
 	case err != nil:
 		span.SetAttributes(semconv.ErrorTypeOther)
