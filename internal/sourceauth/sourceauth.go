@@ -19,6 +19,8 @@ import (
 	"strings"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/redact"
 )
 
 // Secret keys, as Flux names them.
@@ -51,8 +53,12 @@ type Auth struct {
 // FromSecretData maps a Secret's data to Auth and checks that it is usable: an identity needs
 // known_hosts and must parse (with password as its passphrase when encrypted); a password needs a
 // username unless it is an identity's passphrase; known_hosts and a CA bundle must hold at least one
-// entry. Unknown keys are ignored. Empty data is anonymous access.
+// entry. Unknown keys are ignored. Empty data is anonymous access. The password, the token and the lines
+// of the identity are registered with redact.Secret, valid or not, so they are masked wherever they appear.
 func FromSecretData(data map[string][]byte) (Auth, error) {
+	for _, key := range []string{KeyPassword, KeyBearerToken, KeyIdentity} {
+		redact.Secret(string(data[key]))
+	}
 	a := Auth{
 		Username:      string(data[KeyUsername]),
 		Password:      string(data[KeyPassword]),
