@@ -35,6 +35,7 @@ import (
 
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits/bytecache"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/redact"
 )
 
 // DefaultBaseURL is the API base URL of github.com.
@@ -163,7 +164,9 @@ func New(opts Options) (*Provider, error) {
 	switch opts.AuthMode() {
 	case "token":
 		cfg.token = opts.Token
+		redact.Secret(opts.Token) // masked in anything emitted from now on
 	case "app":
+		redact.Secret(string(opts.AppPrivateKey))
 		if err := opts.validateApp(); err != nil {
 			return nil, err
 		}

@@ -44,8 +44,9 @@ const (
 type Request struct {
 	Method string
 	// Path is the URL path as received, e.g. /repos/o/r/compare/a...b.
-	Path   string
-	Query  string
+	Path  string
+	Query string
+	// Status is the status answered; 0 for a request HangNext held without an answer.
 	Status int
 	// Time is when the request arrived.
 	Time time.Time
