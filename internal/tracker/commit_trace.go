@@ -22,8 +22,12 @@ const (
 
 // traceCommits adds this cluster's spans to the trace of each delivered commit — one trace per commit, shared by
 // every cluster: a root "commit" span and the upstream "exported" spans, which every cluster emits with the same
-// IDs, and this cluster's "fetched" and "applied" spans, with their true start and end times. It returns, per
-// commit, a context holding its "applied" span, so metric samples carry the commit's trace as an exemplar.
+// IDs, and this cluster's "fetched" and "applied" spans, with their true start and end times. An upstream commit
+// that several delivered commits carry gets one "exported" span, in the trace of the first, as it gets one export
+// sample. Implausible times (see latency.Plausible) make no span: an implausible commit time puts the root at the
+// apply time, an implausible fetch time drops the "fetched" span, an implausible upstream time its "exported"
+// span. It returns, per commit, a context holding its "applied" span, so metric samples carry the commit's trace
+// as an exemplar.
 func (t *Tracker) traceCommits(repoURL string, d flux.Deployment, delivered []latency.DeliveredCommit, fetched, applied time.Time, processing trace.SpanContext) map[string]context.Context {
 	out := make(map[string]context.Context, len(delivered))
 	cluster := []attribute.KeyValue{
@@ -32,22 +36,37 @@ func (t *Tracker) traceCommits(repoURL string, d flux.Deployment, delivered []la
 		attribute.String(telemetry.AttrKind, d.Kind),
 		attribute.String(telemetry.AttrName, d.Name),
 	}
+	if !fetched.IsZero() && !plausibleSpanTime(fetched, applied) {
+		fetched = time.Time{}
+	}
+	exported := make(map[string]bool)
 	for _, c := range delivered {
 		traceID := telemetry.CommitTraceID(repoURL, c.SHA)
 		commitAttrs := []attribute.KeyValue{
 			attribute.String(telemetry.AttrRepository, repoURL),
 			attribute.String("vcs.ref.head.revision", c.SHA),
 		}
+		committed := c.Committed
+		if !plausibleSpanTime(committed, applied) {
+			committed = applied
+		}
 		root := t.span(trace.SpanContext{}, traceID, telemetry.DerivedSpanID(repoURL, c.SHA, SpanCommit),
-			SpanCommit, c.Committed, c.Committed, commitAttrs)
+			SpanCommit, committed, committed, commitAttrs)
 
 		for _, u := range c.Upstream {
-			t.span(root, traceID, telemetry.DerivedSpanID(repoURL, c.SHA, SpanExported, u.SHA), SpanExported, u.Time, c.Committed,
+			if exported[u.SHA] {
+				continue
+			}
+			exported[u.SHA] = true
+			if !plausibleSpanTime(u.Time, applied) {
+				continue
+			}
+			t.span(root, traceID, telemetry.DerivedSpanID(repoURL, c.SHA, SpanExported, u.SHA), SpanExported, u.Time, committed,
 				append(commitAttrs, attribute.String("vcs.upstream.revision", u.SHA)))
 		}
-		start := c.Committed
+		start := committed
 		if !fetched.IsZero() {
-			t.span(root, traceID, trace.SpanID{}, SpanFetched, c.Committed, fetched, append(commitAttrs, cluster...))
+			t.span(root, traceID, trace.SpanID{}, SpanFetched, committed, fetched, append(commitAttrs, cluster...))
 			start = fetched
 		}
 		appliedSpan := t.span(root, traceID, trace.SpanID{}, SpanApplied, start, applied,
@@ -56,6 +75,11 @@ func (t *Tracker) traceCommits(repoURL string, d flux.Deployment, delivered []la
 		out[c.SHA] = trace.ContextWithSpanContext(context.Background(), appliedSpan)
 	}
 	return out
+}
+
+// plausibleSpanTime reports whether a span may start or end at ts for an apply at applied.
+func plausibleSpanTime(ts, applied time.Time) bool {
+	return latency.Plausible(ts, applied, latency.DefaultClockSkewTolerance) == nil
 }
 
 // span records one finished span in traceID under parent (none for the root), with spanID when it must be the

@@ -1,6 +1,7 @@
 package tracker_test
 
 import (
+	"maps"
 	"testing"
 	"time"
 
@@ -142,4 +143,51 @@ func keys[V any](m map[string]V) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// exportedSpans counts the "exported" spans per upstream commit.
+func exportedSpans(tel *telemetrytest.Telemetry) map[string]int {
+	out := map[string]int{}
+	for _, s := range tel.Spans.GetSpans() {
+		if s.Name != tracker.SpanExported {
+			continue
+		}
+		attrs := attribute.NewSet(s.Attributes...)
+		v, _ := attrs.Value("vcs.upstream.revision")
+		out[v.AsString()]++
+	}
+	return out
+}
+
+// TestOneExportedSpanPerUpstreamCommit: two manifests commits of one apply both carry u1; it used to get an
+// "exported" span in each commit's trace, and now gets one, as it gets one export sample.
+func TestOneExportedSpanPerUpstreamCommit(t *testing.T) {
+	const u1, u2 = "1111111111111111111111111111111111111111", "2222222222222222222222222222222222222222"
+	f := newFixture(t, withExporterInfo())
+	f.baseline("app", f.commit(0, nil))
+	f.commit(100, map[string]string{infoPath: exporterInfo(u1, 40)})
+	c2 := f.commit(200, map[string]string{infoPath: exporterInfo(u1, 40, u2, 150)})
+	f.mustProcess(dep("app", rev(c2), at(260)), tracker.Recorded)
+
+	if got, want := exportedSpans(f.tel), map[string]int{u1: 1, u2: 1}; !maps.Equal(got, want) {
+		t.Errorf("exported spans per upstream commit %v, want %v", got, want)
+	}
+}
+
+// TestNoSpanAtImplausibleTime: an upstream commit dated 2000 gets no "exported" span reaching back 26 years.
+func TestNoSpanAtImplausibleTime(t *testing.T) {
+	const u1, u2 = "1111111111111111111111111111111111111111", "2222222222222222222222222222222222222222"
+	f := newFixture(t, withExporterInfo())
+	f.baseline("app", f.commit(0, nil))
+	c1 := f.commit(100, map[string]string{infoPath: exporterInfo(u1, -820_000_000, u2, 40)})
+	f.mustProcess(dep("app", rev(c1), at(160)), tracker.Recorded)
+
+	if got, want := exportedSpans(f.tel), map[string]int{u2: 1}; !maps.Equal(got, want) {
+		t.Errorf("exported spans per upstream commit %v, want %v", got, want)
+	}
+	for _, s := range f.tel.Spans.GetSpans() {
+		if s.StartTime.Before(at(-3600)) {
+			t.Errorf("%s span starts %s", s.Name, s.StartTime)
+		}
+	}
 }
