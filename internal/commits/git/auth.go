@@ -16,6 +16,7 @@ import (
 	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/redact"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/sourceauth"
 )
 
@@ -53,6 +54,9 @@ func newAccess(url string, auth sourceauth.Auth, tempDir string) (*access, error
 		return &access{key: url, kind: "anonymous"}, nil
 	}
 	a := &access{key: url + "\x00" + auth.Fingerprint(), kind: "anonymous", secrets: secretsOf(auth)}
+	for _, s := range a.secrets {
+		redact.Secret(s) // should a server or library echo one anywhere, it is masked
+	}
 	switch {
 	case strings.HasPrefix(url, "http://"), strings.HasPrefix(url, "https://"):
 		if strings.HasPrefix(url, "https://") {
@@ -91,32 +95,20 @@ func secretsOf(auth sourceauth.Auth) []string {
 	return out
 }
 
-// redact replaces any of a's secrets in err's message; the chain stays for errors.Is and errors.As.
+// redact masks a's secrets, and any URL's userinfo and query, in err's message; the chain stays for errors.Is
+// and errors.As.
 func (a *access) redact(err error) error { return redactAll(err, a.secrets) }
 
+// redactAll registers secrets with redact, so they are masked wherever they turn up, and redacts err.
 func redactAll(err error, secrets []string) error {
-	if err == nil || len(secrets) == 0 {
-		return err
+	if err == nil {
+		return nil
 	}
-	msg, changed := err.Error(), false
 	for _, s := range secrets {
-		if strings.Contains(msg, s) {
-			msg, changed = strings.ReplaceAll(msg, s, "[redacted]"), true
-		}
+		redact.Secret(s)
 	}
-	if !changed {
-		return err
-	}
-	return &redactedError{msg: msg, err: err}
+	return redact.Error(err)
 }
-
-type redactedError struct {
-	msg string
-	err error
-}
-
-func (e *redactedError) Error() string { return e.msg }
-func (e *redactedError) Unwrap() error { return e.err }
 
 // classify wraps a failed fetch's error in ErrAuthFailed, ErrHostKey or ErrUntrustedCertificate when it
 // is one, with a hint for whoever reads it.

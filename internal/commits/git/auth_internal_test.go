@@ -9,6 +9,7 @@ import (
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits/git/gittest"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/redact"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/sourceauth"
 )
 
@@ -75,7 +76,19 @@ func TestRedact(t *testing.T) {
 	if got := a.redact(errors.New("abc")).Error(); got != "abc" {
 		t.Fatalf("short token scrubbed: %q", got)
 	}
-	if err := a.redact(base); err != base {
+	if err := a.redact(base); err.Error() != "boom" || !errors.Is(err, base) {
 		t.Fatalf("an error without secrets changed: %v", err)
+	}
+	if a.redact(nil) != nil {
+		t.Fatal("redact(nil) is not nil")
+	}
+	// URLs with credentials that go-git or a server put in a message lose them.
+	err = a.redact(fmt.Errorf("fetch https://gitlab-ci-token:canary-in-url@host/r.git?private_token=canary-in-query: %w", base))
+	if got := err.Error(); strings.Contains(got, "canary") || !strings.Contains(got, "https://host/r.git") || !errors.Is(err, base) {
+		t.Fatalf("URL in error: %v", err)
+	}
+	// Secrets are masked beyond this access's errors: any text that carries one.
+	if got := redact.Text("log line with pw-0123456789"); strings.Contains(got, "pw-0123456789") {
+		t.Fatalf("secret not registered: %q", got)
 	}
 }

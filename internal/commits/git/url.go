@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"strings"
 	"unicode"
+
+	"github.com/go-git/go-git/v5/plumbing/transport"
 )
 
 // errInvalidURL is wrapped by every error normalizeURL returns.
@@ -16,8 +18,24 @@ var errInvalidURL = errors.New("invalid git URL")
 // normalizeURL returns the URL the mirror fetches from, which is also its identity: scheme and host
 // lower-cased, credentials dropped (access is anonymous; an ssh user name is kept, it is not a secret),
 // trailing slashes trimmed. It accepts http(s)://, ssh://, git://, file:// and scp-like user@host:path.
-// Errors never repeat the input, which may hold credentials.
+// Errors never repeat the input, which may hold credentials. A URL that go-git would read as a local path
+// (an scp-like path starting with a backslash) is refused: only file:// names a local repository.
 func normalizeURL(raw string) (string, error) {
+	out, err := normalize(raw)
+	if err != nil {
+		return "", err
+	}
+	want := "ssh"
+	if i := strings.Index(out, "://"); i >= 0 {
+		want = out[:i]
+	}
+	if ep, err := transport.NewEndpoint(out); err != nil || ep.Protocol != want {
+		return "", fmt.Errorf("%w: would be read as a local path, not over %s", errInvalidURL, want)
+	}
+	return out, nil
+}
+
+func normalize(raw string) (string, error) {
 	raw = strings.TrimSpace(raw)
 	if raw == "" {
 		return "", fmt.Errorf("%w: empty", errInvalidURL)

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/go-git/go-git/v5/plumbing/transport"
 )
 
 func TestNormalizeURL(t *testing.T) {
@@ -29,6 +31,7 @@ func TestNormalizeURL(t *testing.T) {
 		"", "repo", "/abs/path", "./rel:path", "ftp://host/r", "https://host", "https://host/",
 		"https://host/r?token=s3cret", "https://host/r#frag", "file://host/r", "https://h/a b", "https://h/a\x00",
 		"user@:path", "host:", "user:s3cret@host:org/repo",
+		`host:\srv\repo`, `git@host:\\server\share\repo`, // go-git reads these as local paths
 	} {
 		if got, err := normalizeURL(bad); !errors.Is(err, errInvalidURL) {
 			t.Errorf("normalizeURL(%q) = %q, %v; want errInvalidURL", bad, got, err)
@@ -51,6 +54,9 @@ func FuzzNormalizeURL(f *testing.F) {
 		again, err := normalizeURL(got)
 		if err != nil || again != got {
 			t.Fatalf("not idempotent: %q → %q → %q, %v", raw, got, again, err)
+		}
+		if ep, err := transport.NewEndpoint(got); err != nil || (ep.Protocol == "file") != strings.HasPrefix(got, "file://") {
+			t.Fatalf("%q → %q is read as %v, %v", raw, got, ep, err)
 		}
 		if mirrorName(got) != mirrorName(again) || len(mirrorName(got)) != 36 {
 			t.Fatalf("mirror name %q", mirrorName(got))
