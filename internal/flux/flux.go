@@ -50,6 +50,8 @@ type Deployment struct {
 	Provider string
 	// SourceSecretName is the source's spec.secretRef (in SourceNamespace): its credentials.
 	SourceSecretName string
+	// SourceRef is a GitRepository source's spec.ref, what Flux follows; empty for other sources or none set.
+	SourceRef GitRef
 	// OCIURL and OCIDigest name the applied OCI artifact, for OCIRepository sources.
 	OCIURL    string
 	OCIDigest string
@@ -75,6 +77,30 @@ type Deployment struct {
 	// Ready=False on an attempted revision it has not applied, zero when it is not failing.
 	AttemptedRevision string
 	FailingSince      time.Time
+}
+
+// GitRef is the reference a GitRepository follows (spec.ref); each field may be empty.
+type GitRef struct {
+	Branch string
+	Tag    string
+	// SemVer is a range over the repository's tags.
+	SemVer string
+	// Name is a full reference name, such as refs/pull/1/head.
+	Name string
+	// Commit is a commit SHA Flux pins the source to.
+	Commit string
+}
+
+// IsZero reports whether the reference names nothing.
+func (r GitRef) IsZero() bool { return r == GitRef{} }
+
+// gitRef reads s's spec.ref.
+func gitRef(s *sourcev1.GitRepository) GitRef {
+	if s.Spec.Reference == nil {
+		return GitRef{}
+	}
+	r := s.Spec.Reference
+	return GitRef{Branch: r.Branch, Tag: r.Tag, SemVer: r.SemVer, Name: r.Name, Commit: r.Commit}
 }
 
 // FromKustomization builds the Deployment for k; src is its GitRepository or OCIRepository, or nil when it has
@@ -105,6 +131,7 @@ func FromKustomization(k *kustomizev1.Kustomization, src client.Object) Deployme
 			}
 		}
 		d.RepositoryURL = s.Spec.URL
+		d.SourceRef = gitRef(s)
 		if s.Spec.SecretRef != nil {
 			d.SourceSecretName = s.Spec.SecretRef.Name
 		}

@@ -78,3 +78,21 @@ func TestFromKustomization(t *testing.T) {
 		t.Errorf("OCI source: %+v", d)
 	}
 }
+
+// TestSourceRef: the GitRepository's spec.ref is carried on the Deployment, so the git mirror fetches only it.
+func TestSourceRef(t *testing.T) {
+	k := &kustomizev1.Kustomization{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: "web"},
+		Spec:       kustomizev1.KustomizationSpec{SourceRef: kustomizev1.CrossNamespaceSourceReference{Kind: KindGitRepository, Name: "repo"}},
+	}
+	src := &sourcev1.GitRepository{Spec: sourcev1.GitRepositorySpec{URL: "https://git.example.com/manifests",
+		Reference: &sourcev1.GitRepositoryRef{Branch: "release", Tag: "v1", SemVer: ">=1.0", Name: "refs/pull/1/head", Commit: "abc"}}}
+	want := GitRef{Branch: "release", Tag: "v1", SemVer: ">=1.0", Name: "refs/pull/1/head", Commit: "abc"}
+	if got := FromKustomization(k, src).SourceRef; got != want {
+		t.Errorf("Kustomization SourceRef = %+v, want %+v", got, want)
+	}
+	src.Spec.Reference = nil
+	if got := FromKustomization(k, src).SourceRef; !got.IsZero() {
+		t.Errorf("no spec.ref gave %+v", got)
+	}
+}

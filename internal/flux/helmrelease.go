@@ -102,6 +102,7 @@ func FromHelmRelease(hr *helmv2.HelmRelease, src *sourcev1.GitRepository, chart 
 	if src != nil {
 		srcArtifact = src.Status.Artifact
 		d.RepositoryURL = src.Spec.URL
+		d.SourceRef = gitRef(src)
 		d.RepositoryOverride = src.Annotations[AnnotationRepository]
 		d.Provider = src.Annotations[AnnotationProvider]
 		d.ExporterInfoPath, d.HasExporterInfoPath = src.Annotations[AnnotationExporterInfoPath]

@@ -63,7 +63,8 @@ func upgraded(chartVersion string) *helmv2.HelmRelease {
 func gitRepo(sha string, fetchedSec int) *sourcev1.GitRepository {
 	return &sourcev1.GitRepository{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "flux-system", Name: "manifests"},
-		Spec:       sourcev1.GitRepositorySpec{URL: "https://github.com/acme/manifests"},
+		Spec: sourcev1.GitRepositorySpec{URL: "https://github.com/acme/manifests",
+			Reference: &sourcev1.GitRepositoryRef{Branch: "main"}},
 		Status: sourcev1.GitRepositoryStatus{Artifact: &meta.Artifact{
 			Revision: "main@sha1:" + sha, Digest: "sha256:" + strings.Repeat("a", 64), LastUpdateTime: metav1.NewTime(hrAt(fetchedSec)),
 		}},
@@ -92,7 +93,7 @@ func TestFromHelmReleaseRevisionStrategy(t *testing.T) {
 	d := FromHelmRelease(hr, gitRepo(shaC2, 80), chart)
 	want := Deployment{UID: "hr-uid", Kind: KindHelmRelease, Namespace: "podinfo", Name: "podinfo",
 		SourceKind: KindGitRepository, SourceNamespace: "flux-system", SourceName: "manifests",
-		RepositoryURL: "https://github.com/acme/manifests", Revision: "main@sha1:" + shaC2, Applied: hrAt(100),
+		RepositoryURL: "https://github.com/acme/manifests", SourceRef: GitRef{Branch: "main"}, Revision: "main@sha1:" + shaC2, Applied: hrAt(100),
 		SourceRevision: "main@sha1:" + shaC2, SourceFetched: hrAt(80), Fetched: hrAt(80), AttemptedRevision: "main@sha1:" + shaC2}
 	if d != want {
 		t.Errorf("release of the chart built from c2:\n got %+v\nwant %+v", d, want)
