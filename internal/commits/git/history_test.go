@@ -10,6 +10,7 @@ import (
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits/git"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits/git/gittest"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/sourceauth"
 )
 
 // TestShallowServer fetches from a server whose own copy is shallow: ranges inside the history it has
@@ -29,7 +30,9 @@ func TestShallowServer(t *testing.T) {
 	full.Git("clone", "-q", "--bare", "--depth=2", "--no-single-branch", "file://"+full.Dir, filepath.Join(root, "shallow.git"))
 
 	c := &calls{n: map[commits.CallOutcome]int{}}
-	p := newProvider(t, t.TempDir(), c).ForURL(srv.URL("shallow.git"))
+	prov := newProvider(t, t.TempDir(), c)
+	p := prov.ForRef(srv.URL("shallow.git"), sourceauth.Auth{}, git.Ref{Branch: "main"})
+	prov.ForRef(srv.URL("shallow.git"), sourceauth.Auth{}, git.Ref{Branch: "side"}) // another source follows side
 	ctx := context.Background()
 	if r, err := p.Range(ctx, anyRepo, c3, c4); err != nil || r.Status != commits.Ahead || len(r.Commits) != 1 || r.Commits[0].SHA != c4 {
 		t.Fatalf("range inside the history: %+v, %v", r, err)

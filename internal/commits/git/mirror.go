@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -35,8 +36,8 @@ const (
 	objectCacheBytes = 8 * cache.MiByte
 )
 
-// fetchRefSpecs mirror every branch and tag, moving refs even when upstream was force-pushed.
-var fetchRefSpecs = []config.RefSpec{"+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"}
+// wantRefPrefix holds the refs an exact-SHA fetch lands objects under; they are deleted right after.
+const wantRefPrefix = "refs/flux-commit-tracker/want/"
 
 // mirror is the bare repository under the cache directory that shadows one remote.
 //
@@ -50,7 +51,14 @@ type mirror struct {
 	url string // normalized: no credentials, safe to log
 	dir string
 
+	// refs are the refspecs the sources using this mirror follow, with when one last asked for each; lastUse
+	// is when any lookup last used the mirror. Both are guarded by Provider.mu.
+	refs    map[config.RefSpec]time.Time
+	lastUse time.Time
+
 	fetchMu sync.Mutex // held by the one running fetch
+	// noExactSHA records that the server refused a fetch by SHA; guarded by fetchMu.
+	noExactSHA bool
 
 	mu      sync.Mutex
 	read    *filesystem.Storage
@@ -174,19 +182,21 @@ func toNode(c *object.Commit) *node {
 	return n
 }
 
-// fetch brings every branch and tag from the remote with acc's credentials, retrying transient
-// failures with exponential backoff. It runs inside a flight, holding m.fetchMu.
-func (p *Provider) fetch(ctx context.Context, m *mirror, acc *access) error {
+// fetch brings the refs the mirror's sources follow from the remote with acc's credentials, and then
+// any of wants still missing by SHA, retrying transient failures with exponential backoff. It runs inside
+// a flight, holding m.fetchMu.
+func (p *Provider) fetch(ctx context.Context, m *mirror, acc *access, wants []plumbing.Hash) error {
 	m.mu.Lock()
 	err := m.open()
 	m.mu.Unlock()
 	if err != nil {
 		return err
 	}
+	specs := p.refSpecs(m)
 	attempt := 0
 	_, err = backoff.Retry(ctx, func() (struct{}, error) {
 		attempt++
-		err := p.fetchOnce(ctx, m, acc, attempt)
+		err := p.fetchOnce(ctx, m, acc, attempt, specs, wants)
 		if err != nil && !transient(err) {
 			return struct{}{}, backoff.Permanent(err)
 		}
@@ -199,7 +209,7 @@ func (p *Provider) fetch(ctx context.Context, m *mirror, acc *access) error {
 			MaxInterval:         p.waitMax,
 		}),
 		backoff.WithMaxTries(uint(p.maxRetries+1)),
-		backoff.WithMaxElapsedTime(0), // bounded by tries, each by FetchTimeout
+		backoff.WithMaxElapsedTime(0), // bounded by tries, each by Timeout
 		backoff.WithNotify(func(err error, wait time.Duration) {
 			p.logger.InfoContext(ctx, "git fetch failed, retrying", "url", m.url, "credentials", acc.kind, "attempt", attempt, "wait", wait, "error", err)
 		}),
@@ -211,14 +221,27 @@ func (p *Provider) fetch(ctx context.Context, m *mirror, acc *access) error {
 	return err
 }
 
-// fetchOnce is one fetch attempt: one span, one OnCall outcome. Its error never holds a secret.
-func (p *Provider) fetchOnce(ctx context.Context, m *mirror, acc *access, attempt int) (err error) {
+// refSpecs lists the refspecs of m's sources, in a stable order.
+func (p *Provider) refSpecs(m *mirror) []config.RefSpec {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]config.RefSpec, 0, len(m.refs))
+	for s := range m.refs {
+		out = append(out, s)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// fetchOnce is one fetch attempt, bounded by Timeout: one span, one OnCall outcome. Its error never holds
+// a secret.
+func (p *Provider) fetchOnce(ctx context.Context, m *mirror, acc *access, attempt int, specs []config.RefSpec, wants []plumbing.Hash) (err error) {
 	start, parent := time.Now(), ctx
-	ctx, cancel := context.WithTimeout(ctx, p.fetchTimeout)
+	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
 	ctx, span := p.tracer.Start(ctx, "git fetch", trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithAttributes(attribute.String("url.full", m.url), attribute.Int("git.fetch.attempt", attempt),
-			attribute.String("git.fetch.credentials", acc.kind)))
+			attribute.String("git.fetch.credentials", acc.kind), attribute.Int("git.fetch.refspecs", len(specs))))
 	defer func() {
 		outcome := commits.CallSuccess
 		if err != nil {
@@ -232,27 +255,115 @@ func (p *Provider) fetchOnce(ctx context.Context, m *mirror, acc *access, attemp
 	}()
 
 	remote := gogit.NewRemote(m.write, &config.RemoteConfig{Name: "origin", URLs: []string{m.url}})
-	err = remote.FetchContext(ctx, &gogit.FetchOptions{
+	err = p.fetchRefs(ctx, remote, acc, specs)
+	if err == nil {
+		m.reindex()
+		err = p.fetchWants(ctx, m, remote, acc, wants)
+	}
+	switch {
+	case err == nil:
+	case ctx.Err() != nil && parent.Err() == nil:
+		return acc.redact(fmt.Errorf("git: fetch %s: timed out after %s: %w", m.url, p.timeout, err))
+	default:
+		return acc.redact(fmt.Errorf("git: fetch %s: %w", m.url, acc.classify(err)))
+	}
+	m.reindex()
+	return nil
+}
+
+// fetchRefs fetches specs; when some name refs the remote does not have (a deleted branch), it fetches
+// those it has.
+func (p *Provider) fetchRefs(ctx context.Context, remote *gogit.Remote, acc *access, specs []config.RefSpec) error {
+	err := fetchSpecs(ctx, remote, acc, specs)
+	if !errors.Is(err, gogit.NoMatchingRefSpecError{}) {
+		return err
+	}
+	refs, err := remote.ListContext(ctx, &gogit.ListOptions{Auth: acc.method, CABundle: acc.caBundle})
+	if err != nil {
+		return err
+	}
+	var present []config.RefSpec
+	for _, s := range specs {
+		if slices.ContainsFunc(refs, func(r *plumbing.Reference) bool { return s.Match(r.Name()) }) {
+			present = append(present, s)
+		}
+	}
+	if len(present) == 0 {
+		return nil
+	}
+	return fetchSpecs(ctx, remote, acc, present)
+}
+
+// fetchWants fetches the objects of wants the mirror still lacks by SHA, when the server allows that. A
+// SHA the server refuses, or a server that refuses fetches by SHA, leaves it missing: the caller reports
+// it as not found.
+func (p *Provider) fetchWants(ctx context.Context, m *mirror, remote *gogit.Remote, acc *access, wants []plumbing.Hash) error {
+	if m.noExactSHA {
+		return nil
+	}
+	var specs []config.RefSpec
+	for _, h := range wants {
+		ok, err := m.has(h)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			specs = append(specs, config.RefSpec(h.String()+":"+wantRefPrefix+h.String()))
+		}
+	}
+	if len(specs) == 0 {
+		return nil
+	}
+	err := fetchSpecs(ctx, remote, acc, specs)
+	defer m.dropWantRefs(specs)
+	switch {
+	case errors.Is(err, gogit.ErrExactSHA1NotSupported):
+		m.noExactSHA = true
+		return nil
+	case err != nil && ctx.Err() == nil && !transient(err), err != nil && strings.Contains(err.Error(), "not our ref"):
+		p.logger.DebugContext(ctx, "git fetch by SHA refused", "url", m.url, "error", acc.redact(err))
+		return nil
+	}
+	return err
+}
+
+func fetchSpecs(ctx context.Context, remote *gogit.Remote, acc *access, specs []config.RefSpec) error {
+	if len(specs) == 0 {
+		return nil
+	}
+	err := remote.FetchContext(ctx, &gogit.FetchOptions{
 		RemoteName: "origin",
-		RefSpecs:   fetchRefSpecs,
-		Tags:       gogit.NoTags, // the tag refspec takes them all
+		RefSpecs:   specs,
+		Tags:       gogit.NoTags, // only what the refspecs name
 		Force:      true,
 		Auth:       acc.method,
 		CABundle:   acc.caBundle,
 	})
-	switch {
-	case err == nil, errors.Is(err, gogit.NoErrAlreadyUpToDate), errors.Is(err, transport.ErrEmptyRemoteRepository):
-	case ctx.Err() != nil && parent.Err() == nil:
-		return acc.redact(fmt.Errorf("git: fetch %s: timed out after %s: %w", m.url, p.fetchTimeout, err))
-	default:
-		return acc.redact(fmt.Errorf("git: fetch %s: %w", m.url, acc.classify(err)))
+	if errors.Is(err, gogit.NoErrAlreadyUpToDate) || errors.Is(err, transport.ErrEmptyRemoteRepository) {
+		return nil
 	}
+	return err
+}
+
+// dropWantRefs deletes the refs a fetch by SHA made; the objects stay.
+func (m *mirror) dropWantRefs(specs []config.RefSpec) {
 	m.mu.Lock()
-	if m.read != nil {
-		m.read.Reindex() // see the packs the fetch added
+	defer m.mu.Unlock()
+	if m.write == nil {
+		return
 	}
-	m.mu.Unlock()
-	return nil
+	for _, s := range specs {
+		_ = m.write.RemoveReference(s.Dst(""))
+	}
+}
+
+// reindex makes the reading storage see the packs a fetch added.
+func (m *mirror) reindex() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.read != nil {
+		m.read.Reindex()
+	}
 }
 
 // transient reports whether a failed fetch may succeed if tried again: network errors, timeouts and

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
@@ -17,17 +18,36 @@ import (
 // maxCachedFile bounds the size of a file kept in the file cache.
 const maxCachedFile = 256 << 10
 
-// repository is the commits.Provider that ForURL binds to one mirror and one set of credentials.
+// repository is the commits.Provider that ForRef binds to one mirror URL, one set of credentials and the
+// refs its source follows.
 type repository struct {
-	p   *Provider
-	m   *mirror
-	acc *access
+	p     *Provider
+	url   string
+	acc   *access
+	specs []config.RefSpec
+	// m is the mirror of one lookup, set by bind: a removed mirror is made again by the next lookup.
+	m *mirror
+}
+
+// bind returns r for one lookup, on the current mirror of its URL.
+func (r *repository) bind() (*repository, error) {
+	m, err := r.p.mirrorFor(r)
+	if err != nil {
+		return nil, err
+	}
+	b := *r
+	b.m = m
+	return &b, nil
 }
 
 var _ commits.Provider = (*repository)(nil)
 
 // Commit returns one commit by full SHA, fetching only when the mirror lacks it.
 func (r *repository) Commit(ctx context.Context, _ commits.Repository, sha string) (commits.Commit, error) {
+	r, err := r.bind()
+	if err != nil {
+		return commits.Commit{}, err
+	}
 	h, err := parseSHA(sha)
 	if err != nil {
 		return commits.Commit{}, fmt.Errorf("git: commit in %s: %w", r.m.url, err)
@@ -48,6 +68,10 @@ func (r *repository) Commit(ctx context.Context, _ commits.Repository, sha strin
 func (r *repository) Range(ctx context.Context, _ commits.Repository, base, head string) (commits.Range, error) {
 	if base == head {
 		return commits.Range{Status: commits.Identical}, nil
+	}
+	r, err := r.bind()
+	if err != nil {
+		return commits.Range{}, err
 	}
 	hb, err := parseSHA(base)
 	if err != nil {
@@ -83,6 +107,10 @@ type fileEntry struct {
 // File returns the content of path at commit sha: commits.ErrNotFound when absent, commits.ErrTooLarge
 // (checked from the object header, before reading) when over maxBytes.
 func (r *repository) File(ctx context.Context, _ commits.Repository, sha, path string, maxBytes int64) ([]byte, error) {
+	r, err := r.bind()
+	if err != nil {
+		return nil, err
+	}
 	h, err := parseSHA(sha)
 	if err != nil {
 		return nil, fmt.Errorf("git: %s in %s: %w", path, r.m.url, err)
@@ -102,7 +130,7 @@ func (r *repository) File(ctx context.Context, _ commits.Repository, sha, path s
 			return nil, r.fileError(h, name, maxBytes, err)
 		}
 		if len(e.data) <= maxCachedFile {
-			r.p.files.Add(key, e)
+			r.p.files.Add(key, e, int64(len(e.data)+len(name))+entryOverhead)
 		}
 	}
 	r.answered(ctx, fetched)
@@ -211,8 +239,18 @@ func (r *repository) load(h plumbing.Hash) (*node, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.p.nodes.Add(key, n)
+	r.p.nodes.Add(key, n, n.size())
 	return n, nil
+}
+
+// entryOverhead estimates the bytes a cache entry costs beyond its strings and slices.
+const entryOverhead = 128
+
+// size estimates the bytes n holds in memory.
+func (n *node) size() int64 {
+	c := n.commit
+	return int64(len(c.SHA)+len(c.Message)+len(c.AuthorName)+len(c.AuthorEmail)) +
+		int64(len(n.parents)*(len(plumbing.Hash{})+40+16)) + 2*entryOverhead
 }
 
 // ErrIncompleteHistory reports that a range walk needed a commit the mirror does not hold although a
@@ -234,7 +272,7 @@ func (r *repository) loadAncestor(h plumbing.Hash) (*node, error) {
 func (r *repository) missing(hs []plumbing.Hash) ([]plumbing.Hash, error) {
 	var out []plumbing.Hash
 	for _, h := range hs {
-		if r.p.nodes.Contains(objectKey{r.m.id, h}) {
+		if _, ok := r.p.nodes.Get(objectKey{r.m.id, h}); ok {
 			continue
 		}
 		ok, err := r.m.has(h)
@@ -288,7 +326,7 @@ type flightResult struct {
 // caller's flight fetches, the others wait for it. Callers with other credentials have their own
 // flight, so a fetch refused for one credential is never another's answer; flights of one mirror
 // take turns (m.fetchMu). The fetch runs detached from the caller's cancellation (others may be
-// waiting on it), bounded by FetchTimeout per attempt and by Close; a caller whose ctx ends stops
+// waiting on it), bounded by Timeout per attempt and by Close; a caller whose ctx ends stops
 // waiting. The flight skips the fetch when wants arrived meanwhile, whoever fetched them. ran is true
 // only for the caller whose flight fetched.
 func (p *Provider) sharedFetch(ctx context.Context, m *mirror, acc *access, wants []plumbing.Hash) (seq uint64, ran bool, err error) {
@@ -316,7 +354,7 @@ func (p *Provider) sharedFetch(ctx context.Context, m *mirror, acc *access, want
 		fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		defer cancel()
 		defer context.AfterFunc(p.ctx, cancel)()
-		return flightResult{seq: seq, ran: true}, p.fetch(fctx, m, acc)
+		return flightResult{seq: seq, ran: true}, p.fetch(fctx, m, acc, wants)
 	})
 	select {
 	case <-ctx.Done():
