@@ -41,6 +41,7 @@ import (
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits/oci"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/controller"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/ledger"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/redact"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/telemetry"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/tracker"
 )
@@ -57,7 +58,11 @@ func runController(ctx context.Context, opts Options, deps Deps) (err error) {
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		err = errors.Join(err, tel.Shutdown(sctx))
+		// A collector that is down must not turn a clean stop into a failed exit: what could not be flushed is
+		// said, once.
+		if serr := tel.Shutdown(sctx); serr != nil {
+			fmt.Fprintf(deps.Stderr, "flux-commit-tracker: telemetry not flushed on shutdown: %v\n", redact.Error(serr))
+		}
 	}()
 	log := tel.Logger
 	ctrl.SetLogger(logr.FromSlogHandler(log.Handler()))
@@ -72,6 +77,7 @@ func runController(ctx context.Context, opts Options, deps Deps) (err error) {
 		AppID:             opts.GitHubAppID,
 		AppPrivateKey:     opts.GitHubAppPrivateKey,
 		AppInstallationID: opts.GitHubAppInstallationID,
+		Timeout:           opts.CallTimeout,
 		OnCall:            func(ctx context.Context, o commits.CallOutcome) { metrics.AddGitHubCall(ctx, string(o)) },
 		TracerProvider:    tel.TracerProvider,
 		Logger:            log.With("component", "github"),
@@ -81,11 +87,12 @@ func runController(ctx context.Context, opts Options, deps Deps) (err error) {
 		return usageError{err}
 	}
 	if ghOpts.AuthMode() == "anonymous" {
-		log.Warn("no GitHub credentials: calling the GitHub API unauthenticated (60 requests an hour); set GITHUB_TOKEN or the GITHUB_APP_* variables")
+		log.WarnContext(ctx, "no GitHub credentials: calling the GitHub API unauthenticated (60 requests an hour); set GITHUB_TOKEN or the GITHUB_APP_* variables")
 	}
 
 	gitProvider, err := git.New(git.Options{
 		CacheDir:       opts.GitCacheDir,
+		Timeout:        opts.GitFetchTimeout,
 		Logger:         log.With("component", "git"),
 		OnCall:         func(ctx context.Context, o commits.CallOutcome) { metrics.AddGitCall(ctx, string(o)) },
 		TracerProvider: tel.TracerProvider,
@@ -107,7 +114,7 @@ func runController(ctx context.Context, opts Options, deps Deps) (err error) {
 		// A ClusterRole from before HelmRelease support must not stop the tracker.
 		var readErr error
 		if helmAPIs, readErr = helmAPIs.Readable(ctx, mgr.GetAPIReader(), opts.WatchNamespace); readErr != nil {
-			log.Warn("cannot list some HelmRelease-related kinds, not tracked: grant get/list/watch on them (config/deploy/rbac.yaml)", "error", readErr)
+			log.WarnContext(ctx, "cannot list some HelmRelease-related kinds, not tracked: grant get/list/watch on them (config/deploy/rbac.yaml)", "error", readErr)
 		}
 	}
 	led, err := ledger.NewConfigMaps(ledger.ConfigMapsOptions{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Namespace: opts.Namespace,
@@ -120,6 +127,7 @@ func runController(ctx context.Context, opts Options, deps Deps) (err error) {
 	}
 	artifacts, err := oci.New(oci.Options{
 		Insecure:       opts.OCIInsecure,
+		Timeout:        opts.CallTimeout,
 		TracerProvider: tel.TracerProvider,
 		Logger:         log.With("component", "oci"),
 	})
@@ -169,6 +177,11 @@ func runController(ctx context.Context, opts Options, deps Deps) (err error) {
 			}
 		}
 		prune()
+		removeIdleMirrors := func() {
+			if err := gitProvider.RemoveIdle(mirrorIdle); err != nil {
+				log.WarnContext(ctx, "could not remove unused git mirrors", "error", err)
+			}
+		}
 		ledgerLoaded.Store(true)
 		close(loaded)
 		log.InfoContext(ctx, "ledger loaded", "namespace", opts.Namespace, "entries", led.Len())
@@ -181,6 +194,7 @@ func runController(ctx context.Context, opts Options, deps Deps) (err error) {
 				return nil
 			case <-ticker.C:
 				prune()
+				removeIdleMirrors()
 			}
 		}
 	})); err != nil {
@@ -198,7 +212,7 @@ func runController(ctx context.Context, opts Options, deps Deps) (err error) {
 			return fmt.Errorf("set up HelmRelease controller: %w", err)
 		}
 	} else {
-		log.Info("HelmReleases not tracked: the cluster serves no helm.toolkit.fluxcd.io/v2 HelmRelease or source.toolkit.fluxcd.io/v1 HelmChart")
+		log.InfoContext(ctx, "HelmReleases not tracked: the cluster serves no helm.toolkit.fluxcd.io/v2 HelmRelease or source.toolkit.fluxcd.io/v1 HelmChart")
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return fmt.Errorf("add healthz: %w", err)
@@ -210,14 +224,14 @@ func runController(ctx context.Context, opts Options, deps Deps) (err error) {
 		return fmt.Errorf("add metrics server: %w", err)
 	}
 
-	log.Info("starting flux-commit-tracker", "version", deps.Version, "cluster", opts.ClusterName,
+	log.InfoContext(ctx, "starting flux-commit-tracker", "version", deps.Version, "cluster", opts.ClusterName,
 		"namespace", opts.Namespace, "watch_namespace", opts.WatchNamespace, "watch_label_selector", opts.WatchLabelSelector,
 		"github_api_url", opts.GitHubAPIURL, "git_cache_dir", opts.GitCacheDir, "github_auth", ghOpts.AuthMode(), "telemetry_mode", string(opts.Telemetry.Mode),
 		"metrics_addr", opts.MetricsAddr, "health_addr", opts.HealthAddr, "leader_election", opts.EnableLeaderElection)
 	if err := mgr.Start(ctx); err != nil {
 		return fmt.Errorf("controller manager: %w", err)
 	}
-	log.Info("stopped")
+	log.InfoContext(ctx, "stopped")
 	return nil
 }
 
@@ -334,8 +348,11 @@ func githubHosts(apiURL string) []string {
 	return hosts
 }
 
-// pruneInterval is how often ledger entries of deleted objects are looked for.
+// pruneInterval is how often ledger entries of deleted objects, and git mirrors nobody read, are looked for.
 const pruneInterval = 10 * time.Minute
+
+// mirrorIdle is how long a git mirror may go unread before it is removed from the cache.
+const mirrorIdle = 24 * time.Hour
 
 // loadLedger reads the ledger, retrying with backoff while the apiserver cannot answer; only ctx ends it.
 func loadLedger(ctx context.Context, led *ledger.ConfigMaps, log *slog.Logger, namespace string) error {
@@ -415,7 +432,7 @@ func metricsServer(addr string, trackerMetrics prometheus.Gatherer, log *slog.Lo
 		if err != nil {
 			return fmt.Errorf("listen on --metrics-addr %s: %w", addr, err)
 		}
-		log.Info("serving Prometheus metrics", "address", ln.Addr().String(), "path", "/metrics")
+		log.InfoContext(ctx, "serving Prometheus metrics", "address", ln.Addr().String(), "path", "/metrics")
 		go func() {
 			<-ctx.Done()
 			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -49,6 +49,8 @@ type Options struct {
 	ExporterInfoPath string
 	// CallTimeout bounds every outbound call: GitHub, git, OCI registries, Secrets.
 	CallTimeout time.Duration
+	// GitFetchTimeout bounds one git fetch, which may have a whole repository to bring the first time.
+	GitFetchTimeout time.Duration
 	// ClockSkewTolerance is how far in the future a commit time may be before it is rejected as implausible.
 	ClockSkewTolerance time.Duration
 
@@ -80,6 +82,7 @@ var envNames = map[string]string{
 	"commit-time":             "COMMIT_TIME",
 	"exporter-info-path":      "EXPORTER_INFO_PATH",
 	"call-timeout":            "CALL_TIMEOUT",
+	"git-fetch-timeout":       "GIT_FETCH_TIMEOUT",
 	"clock-skew-tolerance":    "CLOCK_SKEW_TOLERANCE",
 	"log-level":               "LOG_LEVEL",
 	"telemetry-mode":          "TELEMETRY_MODE",
@@ -101,6 +104,7 @@ func DefaultOptions() Options {
 		CommitTime:         string(commits.CommitterTime),
 		ExporterInfoPath:   "exporter-info.json",
 		CallTimeout:        30 * time.Second,
+		GitFetchTimeout:    5 * time.Minute,
 		ClockSkewTolerance: 5 * time.Minute,
 	}
 }
@@ -127,6 +131,7 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.CommitTime, "commit-time", o.CommitTime, "Which git time is a commit's time: committer or author")
 	fs.StringVar(&o.ExporterInfoPath, "exporter-info-path", o.ExporterInfoPath, "Path of exporter-info.json in the manifests repository; empty disables upstream commits")
 	fs.DurationVar(&o.CallTimeout, "call-timeout", o.CallTimeout, "Deadline of every outbound call (GitHub, git fetch, OCI registry, Secret read); a call past it is counted and retried later")
+	fs.DurationVar(&o.GitFetchTimeout, "git-fetch-timeout", o.GitFetchTimeout, "Deadline of one git fetch into a mirror (the first one brings the whole history)")
 	fs.DurationVar(&o.ClockSkewTolerance, "clock-skew-tolerance", o.ClockSkewTolerance, "How far in the future a commit or upstream time may be before it is rejected as implausible (times before 2005 always are)")
 	fs.VisitAll(func(f *pflag.Flag) {
 		if env, ok := envNames[f.Name]; ok {
@@ -209,6 +214,9 @@ func (o *Options) Validate() error {
 	}
 	if o.CallTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("invalid --call-timeout %s: must be positive", o.CallTimeout))
+	}
+	if o.GitFetchTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("invalid --git-fetch-timeout %s: must be positive", o.GitFetchTimeout))
 	}
 	if o.ClockSkewTolerance < 0 {
 		errs = append(errs, fmt.Errorf("invalid --clock-skew-tolerance %s: must not be negative", o.ClockSkewTolerance))

@@ -160,7 +160,7 @@ func (r *HelmReleaseReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	var d flux.Deployment
 	if key, ok := flux.OCIRepositoryOf(&hr); ok {
 		if !r.OCI {
-			log.Debug("OCIRepository v1 not served: release not tracked", "source", key.String())
+			log.DebugContext(ctx, "OCIRepository v1 not served: release not tracked", "source", key.String())
 			return ctrl.Result{}, nil
 		}
 		var src sourcev1.OCIRepository
@@ -171,7 +171,7 @@ func (r *HelmReleaseReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	} else {
 		key, ok := flux.HelmChartOf(&hr)
 		if !ok {
-			log.Debug("chart from a source that names no commit: release not tracked")
+			log.DebugContext(ctx, "chart from a source that names no commit: release not tracked")
 			return ctrl.Result{}, nil
 		}
 		var chart sourcev1.HelmChart
@@ -179,7 +179,7 @@ func (r *HelmReleaseReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			return ctrl.Result{RequeueAfter: requeueIf(found, err)}, err
 		}
 		if chart.Spec.SourceRef.Kind != sourcev1.GitRepositoryKind {
-			log.Debug("chart from a source that names no commit: release not tracked", "source_kind", chart.Spec.SourceRef.Kind)
+			log.DebugContext(ctx, "chart from a source that names no commit: release not tracked", "source_kind", chart.Spec.SourceRef.Kind)
 			return ctrl.Result{}, nil
 		}
 		var src sourcev1.GitRepository
@@ -203,7 +203,7 @@ func (r *HelmReleaseReconciler) get(ctx context.Context, key types.NamespacedNam
 	case err == nil:
 		return true, nil
 	case apierrors.IsNotFound(err):
-		log.Debug("source not found yet", "source", key.String(), "source_type", fmt.Sprintf("%T", obj))
+		log.DebugContext(ctx, "source not found yet", "source", key.String(), "source_type", fmt.Sprintf("%T", obj))
 		return false, nil
 	}
 	return false, fmt.Errorf("get %T %s: %w", obj, key, err)
@@ -227,7 +227,7 @@ func (r *HelmReleaseReconciler) forGitRepository(ctx context.Context, o client.O
 	var charts sourcev1.HelmChartList
 	key := fmt.Sprintf("%s/%s/%s", sourcev1.GitRepositoryKind, o.GetNamespace(), o.GetName())
 	if err := r.Client.List(ctx, &charts, client.MatchingFields{chartSourceIndex: key}); err != nil {
-		r.Logger.Error("list HelmCharts for source", "source", key, "error", err)
+		r.Logger.ErrorContext(ctx, "list HelmCharts for source", "source", key, "error", err)
 		return nil
 	}
 	var reqs []reconcile.Request
@@ -245,7 +245,7 @@ func (r *HelmReleaseReconciler) forOCIRepository(ctx context.Context, o client.O
 func (r *HelmReleaseReconciler) releasesBy(ctx context.Context, index, key string) []reconcile.Request {
 	var list helmv2.HelmReleaseList
 	if err := r.Client.List(ctx, &list, client.MatchingFields{index: key}); err != nil {
-		r.Logger.Error("list HelmReleases", "index", index, "key", key, "error", err)
+		r.Logger.ErrorContext(ctx, "list HelmReleases", "index", index, "key", key, "error", err)
 		return nil
 	}
 	reqs := make([]reconcile.Request, 0, len(list.Items))

@@ -91,7 +91,7 @@ func (r *KustomizationReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		if err := r.Client.Get(ctx, key, src); err != nil {
 			if apierrors.IsNotFound(err) {
 				// Not ready is not an error: the source event re-enqueues this object too.
-				r.Logger.Debug("source not found yet", "namespace", k.Namespace, "name", k.Name, "source", key.String())
+				r.Logger.DebugContext(ctx, "source not found yet", "namespace", k.Namespace, "name", k.Name, "source", key.String())
 				return ctrl.Result{RequeueAfter: sourceWait}, nil
 			}
 			return ctrl.Result{}, fmt.Errorf("get %s %s: %w", k.Spec.SourceRef.Kind, key, err)
@@ -112,7 +112,7 @@ func (r *KustomizationReconciler) forSource(kind string) handler.MapFunc {
 func (r *KustomizationReconciler) usersOf(ctx context.Context, key string) []reconcile.Request {
 	var list kustomizev1.KustomizationList
 	if err := r.Client.List(ctx, &list, client.MatchingFields{sourceRefIndex: key}); err != nil {
-		r.Logger.Error("list Kustomizations for source", "source", key, "error", err)
+		r.Logger.ErrorContext(ctx, "list Kustomizations for source", "source", key, "error", err)
 		return nil
 	}
 	reqs := make([]reconcile.Request, 0, len(list.Items))

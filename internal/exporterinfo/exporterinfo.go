@@ -274,11 +274,14 @@ func (i Info) Head() string {
 
 // ID identifies the export in a fixed IDLength hex digits (a truncated SHA-256 of Head), so what the ledger
 // keeps per object is small whatever the file holds; empty when there is no identity.
-func (i Info) ID() string {
-	head := i.Head()
+func (i Info) ID() string { return IDOf(i.Head()) }
+
+// IDOf is the export identity of an exporter-info.json whose head commit is head; it also turns an identity
+// stored before identities were hashed (the head itself) into today's form.
+func IDOf(head string) string {
 	if head == "" {
 		return ""
 	}
-	sum := sha256.Sum256([]byte("exporter-info\x00" + head))
+	sum := sha256.Sum256([]byte("exporter-info\x00" + strings.ToLower(head)))
 	return hex.EncodeToString(sum[:])[:IDLength]
 }

@@ -66,7 +66,7 @@ func (t *Tracker) pendingSince(ctx context.Context, d flux.Deployment, src Sourc
 		}
 		return rng.Commits[0].Time(t.opts.CommitTime)
 	}
-	log.Debug("pending commits not listed: using the source's fetch time", "source_revision", d.SourceRevision, "error", err)
+	log.DebugContext(ctx, "pending commits not listed: using the source's fetch time", "source_revision", d.SourceRevision, "error", err)
 	return d.SourceFetched
 }
 

@@ -219,6 +219,9 @@ func (t *Tracker) decide(ctx context.Context, d flux.Deployment, prev *ledger.En
 	var entry ledger.Entry
 	if prev != nil {
 		entry = *prev
+		if entry.Export != "" && len(entry.Export) != exporterinfo.IDLength {
+			entry.Export = exporterinfo.IDOf(entry.Export) // written before identities were hashed
+		}
 	}
 	// The high-water mark: commits up to it were recorded, whatever the object applied since (a rollback).
 	base, baseErr := revision.Parse(entry.Mark())
@@ -428,7 +431,7 @@ func (t *Tracker) upstream(ctx context.Context, src Source, d flux.Deployment, s
 		return nil, "", nil
 	case errors.Is(err, commits.ErrTooLarge):
 		t.opts.Recorder.AddError(ctx, telemetry.ReasonExporterInfo, attrs)
-		log.Warn("exporter info too large: commit recorded without upstream stage", "commit", sha, "path", path, "error", err)
+		log.WarnContext(ctx, "exporter info too large: commit recorded without upstream stage", "commit", sha, "path", path, "error", err)
 		return nil, "", nil
 	case err != nil:
 		t.opts.Recorder.AddError(ctx, lookupReason(src, err), attrs)
@@ -437,9 +440,10 @@ func (t *Tracker) upstream(ctx context.Context, src Source, d flux.Deployment, s
 	info, err := exporterinfo.Decode(data)
 	if err != nil {
 		t.opts.Recorder.AddError(ctx, telemetry.ReasonExporterInfo, attrs)
-		log.Warn("bad exporter info: commit recorded without upstream stage", "commit", sha, "path", path, "error", err)
+		log.WarnContext(ctx, "bad exporter info: commit recorded without upstream stage", "commit", sha, "path", path, "error", err)
 		return nil, "", nil
 	}
+	t.countUpstreamCap(ctx, info, attrs, log)
 	return upstreamCommits(info), info.ID(), nil
 }
 
@@ -455,7 +459,7 @@ func (t *Tracker) artifactUpstream(ctx context.Context, d flux.Deployment, upstr
 		return upstream, id, nil
 	case errors.Is(err, commits.ErrTooLarge):
 		t.opts.Recorder.AddError(ctx, telemetry.ReasonExporterInfo, attrs)
-		log.Warn("exporter info layer too large: commit recorded without upstream stage", "artifact", d.OCIDigest, "error", err)
+		log.WarnContext(ctx, "exporter info layer too large: commit recorded without upstream stage", "artifact", d.OCIDigest, "error", err)
 		return nil, "", nil
 	case err != nil:
 		t.opts.Recorder.AddError(ctx, telemetry.ReasonOCI, attrs)
@@ -466,10 +470,20 @@ func (t *Tracker) artifactUpstream(ctx context.Context, d flux.Deployment, upstr
 	info, err := exporterinfo.Decode(a.ExporterInfo)
 	if err != nil {
 		t.opts.Recorder.AddError(ctx, telemetry.ReasonExporterInfo, attrs)
-		log.Warn("bad exporter info layer: commit recorded without upstream stage", "artifact", d.OCIDigest, "error", err)
+		log.WarnContext(ctx, "bad exporter info layer: commit recorded without upstream stage", "artifact", d.OCIDigest, "error", err)
 		return nil, "", nil
 	}
+	t.countUpstreamCap(ctx, info, attrs, log)
 	return upstreamCommits(info), info.ID(), nil
+}
+
+// countUpstreamCap counts and says so when an export listed more upstream commits than are kept.
+func (t *Tracker) countUpstreamCap(ctx context.Context, info exporterinfo.Info, attrs telemetry.ObjectAttributes, log *slog.Logger) {
+	if info.Truncated > 0 {
+		t.opts.Recorder.AddError(ctx, telemetry.ReasonUpstreamCap, attrs)
+		log.WarnContext(ctx, "exporter info lists more upstream commits than the cap: the oldest are not recorded",
+			"truncated", info.Truncated, "cap", exporterinfo.MaxCommits)
+	}
 }
 
 // upstreamCommits lists an export's upstream commits for the latency stages.

@@ -1,0 +1,451 @@
+package faults_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
+	"github.com/fluxcd/pkg/apis/meta"
+	sourcev1 "github.com/fluxcd/source-controller/api/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits/github/githubtest"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/ledger"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/testenv"
+)
+
+// full selects the long runs of `make faults` (FAULTS_FULL=1); `make test` runs the short ones.
+var full = os.Getenv("FAULTS_FULL") != ""
+
+var (
+	env        *testenv.Env
+	kubeconfig string
+	binary     string
+)
+
+func TestMain(m *testing.M) { os.Exit(runSuite(m)) }
+
+func runSuite(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "fct-faults-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { _ = os.RemoveAll(dir) }()
+	binary = filepath.Join(dir, "flux-commit-tracker")
+	build := exec.Command("go", "build", "-o", binary, "github.com/flux-commit-tracker/flux-commit-tracker/cmd/flux-commit-tracker")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build tracker:", err)
+		return 1
+	}
+	if env, err = testenv.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { stopRestarted(); _ = env.Stop() }()
+	kubeconfig = filepath.Join(dir, "kubeconfig")
+	if err := testenv.WriteKubeconfig(env.Config, kubeconfig, ""); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return m.Run()
+}
+
+// fleet is one namespace of Kustomizations on one GitRepository whose history lives in a fake GitHub; it
+// plays Flux (writing the statuses kustomize-controller writes) and knows, per object, which commits must be
+// recorded: the ground truth the tracker's output is checked against.
+type fleet struct {
+	t       *testing.T
+	ns      string
+	gh      *githubtest.Server
+	repo    *githubtest.Repo
+	t0      time.Time
+	objects []string
+
+	mu       sync.Mutex
+	history  []commitAt     // main's first-parent history, oldest first
+	index    map[string]int // SHA → position in history
+	base     map[string]int // object → position of its baseline
+	furthest map[string]int // object → furthest position applied
+	current  map[string]int // object → position applied now
+}
+
+type commitAt struct {
+	sha string
+	at  time.Time
+}
+
+func newFleet(t *testing.T, objects int) *fleet {
+	t.Helper()
+	ctx := context.Background()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "faults-"}}
+	if err := env.Client.Create(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	gh := githubtest.NewServer()
+	t.Cleanup(gh.Close)
+	f := &fleet{t: t, ns: ns.Name, gh: gh, repo: gh.Repo("acme", "manifests"), t0: time.Now().Add(-time.Hour).Truncate(time.Second).UTC(),
+		index: map[string]int{}, base: map[string]int{}, furthest: map[string]int{}, current: map[string]int{}}
+	src := &sourcev1.GitRepository{
+		ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "manifests"},
+		Spec:       sourcev1.GitRepositorySpec{URL: "https://github.com/acme/manifests", Interval: metav1.Duration{Duration: time.Minute}},
+	}
+	if err := env.Client.Create(ctx, src); err != nil {
+		t.Fatal(err)
+	}
+	f.push(1)
+	for i := range objects {
+		name := fmt.Sprintf("app-%02d", i)
+		f.objects = append(f.objects, name)
+		k := &kustomizev1.Kustomization{
+			ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: name},
+			Spec: kustomizev1.KustomizationSpec{Interval: metav1.Duration{Duration: time.Minute}, Path: "./", Prune: true,
+				SourceRef: kustomizev1.CrossNamespaceSourceReference{Kind: sourcev1.GitRepositoryKind, Name: "manifests"}},
+		}
+		if err := env.Client.Create(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+		f.base[name], f.furthest[name] = 0, 0
+		f.move(name, 0)
+	}
+	return f
+}
+
+// push adds n commits on main, one second apart after the last, and returns the position of the newest.
+func (f *fleet) push(n int) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for range n {
+		at := f.t0.Add(time.Duration(len(f.history)) * time.Second)
+		sha := f.repo.Commit(githubtest.CommitSpec{AuthorTime: at, CommitterTime: at,
+			Files: map[string]string{"app.yaml": fmt.Sprintf("replicas: %d\n", len(f.history))}})
+		f.index[sha] = len(f.history)
+		f.history = append(f.history, commitAt{sha: sha, at: at})
+	}
+	return len(f.history) - 1
+}
+
+// appliedAt is when Flux applies the commit at position pos: a fixed delay after it, so latencies are known.
+func (f *fleet) appliedAt(pos int) time.Time { return f.history[pos].at.Add(30 * time.Second) }
+
+// move writes the status kustomize-controller writes after applying the commit at position pos.
+func (f *fleet) move(name string, pos int) {
+	f.t.Helper()
+	f.mu.Lock()
+	c := f.history[pos]
+	at := f.appliedAt(pos)
+	f.current[name] = pos
+	f.furthest[name] = max(f.furthest[name], pos)
+	f.mu.Unlock()
+	ctx := context.Background()
+	for attempt := 0; ; attempt++ {
+		var k kustomizev1.Kustomization
+		err := env.Client.Get(ctx, client.ObjectKey{Namespace: f.ns, Name: name}, &k)
+		if err == nil {
+			revision := "main@sha1:" + c.sha
+			k.Status.ObservedGeneration = k.Generation
+			k.Status.LastAppliedRevision, k.Status.LastAttemptedRevision = revision, revision
+			k.Status.Conditions = []metav1.Condition{{
+				Type: meta.ReadyCondition, Status: metav1.ConditionTrue, Reason: meta.ReconciliationSucceededReason,
+				Message: "Applied revision: " + revision, LastTransitionTime: metav1.NewTime(at), ObservedGeneration: k.Generation,
+			}}
+			err = env.Client.Status().Update(ctx, &k)
+		}
+		if err == nil {
+			return
+		}
+		if attempt > 300 {
+			f.t.Fatalf("move %s: %v", name, err)
+		}
+		time.Sleep(100 * time.Millisecond) // the apiserver may be restarting
+	}
+}
+
+// truth is what must be recorded: per object, every commit after its baseline up to the furthest it applied.
+func (f *fleet) truth() map[key]time.Duration {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	want := map[key]time.Duration{}
+	for _, name := range f.objects {
+		for pos := f.base[name] + 1; pos <= f.furthest[name]; pos++ {
+			want[key{name, f.history[pos].sha}] = 0
+		}
+	}
+	return want
+}
+
+type key struct{ object, commit string }
+
+// tracker is one flux-commit-tracker process, logging JSON to its own file.
+type tracker struct {
+	t       *testing.T
+	name    string
+	cmd     *exec.Cmd
+	logPath string
+	health  string
+	exited  chan struct{}
+}
+
+// startTracker runs the tracker binary against f's namespace with extra flags.
+func (f *fleet) startTracker(name string, extra ...string) *tracker {
+	f.t.Helper()
+	addrs := freeAddrs(f.t, 2)
+	dir := f.t.TempDir()
+	tr := &tracker{t: f.t, name: name, logPath: filepath.Join(dir, "tracker.log"), health: addrs[1], exited: make(chan struct{})}
+	args := append([]string{
+		"--kubeconfig", kubeconfig, "--namespace", f.ns, "--watch-namespace", f.ns,
+		"--github-api-url", f.gh.URL, "--cluster-name", "faults", "--git-cache-dir", filepath.Join(dir, "git"),
+		"--metrics-addr", addrs[0], "--health-addr", addrs[1], "--telemetry-mode", "stdout-logs", "--log-level", "info",
+	}, extra...)
+	logFile, err := os.Create(tr.logPath)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer func() { _ = logFile.Close() }()
+	tr.cmd = exec.Command(binary, args...)
+	tr.cmd.Env = append(os.Environ(), "GITHUB_TOKEN=faults-token", "KUBECONFIG=")
+	tr.cmd.Stdout, tr.cmd.Stderr = logFile, logFile
+	tr.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := tr.cmd.Start(); err != nil {
+		f.t.Fatal(err)
+	}
+	go func() { _ = tr.cmd.Wait(); close(tr.exited) }()
+	f.t.Cleanup(func() { tr.kill() })
+	return tr
+}
+
+// waitReady waits for /readyz; a standby replica under leader election is ready too.
+func (tr *tracker) waitReady() {
+	tr.t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		select {
+		case <-tr.exited:
+			tr.t.Fatalf("%s exited during start:\n%s", tr.name, tail(tr.logPath, 30))
+		default:
+		}
+		if resp, err := http.Get("http://" + tr.health + "/readyz"); err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	tr.t.Fatalf("%s not ready:\n%s", tr.name, tail(tr.logPath, 30))
+}
+
+// kill sends SIGKILL: no shutdown, no flush, as a node failure or an OOM kill.
+func (tr *tracker) kill() {
+	_ = syscall.Kill(-tr.cmd.Process.Pid, syscall.SIGKILL)
+	<-tr.exited
+}
+
+func (tr *tracker) running() bool {
+	select {
+	case <-tr.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// recorded reads every "commit applied" line the given trackers logged.
+func recorded(t *testing.T, trackers ...*tracker) map[key][]float64 {
+	t.Helper()
+	got := map[key][]float64{}
+	for _, tr := range trackers {
+		f, err := os.Open(tr.logPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(f)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			var line struct {
+				Msg              string  `json:"msg"`
+				Name             string  `json:"name"`
+				Commit           string  `json:"commit"`
+				ReconcileSeconds float64 `json:"reconcile_seconds"`
+			}
+			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "commit applied" {
+				k := key{line.Name, line.Commit}
+				got[k] = append(got[k], line.ReconcileSeconds)
+			}
+		}
+		_ = f.Close()
+	}
+	return got
+}
+
+// marks reads the ledger: per object, the furthest recorded position.
+func (f *fleet) marks() map[string]int {
+	f.t.Helper()
+	out := map[string]int{}
+	for i := range ledger.DefaultShards {
+		var cm corev1.ConfigMap
+		err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: f.ns, Name: ledger.ShardName(ledger.DefaultPrefix, i)}, &cm)
+		if err != nil {
+			continue
+		}
+		for _, raw := range cm.Data {
+			var e ledger.Entry
+			if json.Unmarshal([]byte(raw), &e) != nil {
+				continue
+			}
+			f.mu.Lock()
+			pos, ok := f.index[strings.TrimPrefix(e.Mark(), "main@sha1:")]
+			f.mu.Unlock()
+			if ok {
+				out[e.Name] = pos
+			}
+		}
+	}
+	return out
+}
+
+// settled waits until the ledger's mark of every object is its furthest applied position.
+func (f *fleet) settled(timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		m := f.marks()
+		done := true
+		f.mu.Lock()
+		for _, name := range f.objects {
+			if m[name] != f.furthest[name] {
+				done = false
+			}
+		}
+		f.mu.Unlock()
+		if done {
+			time.Sleep(500 * time.Millisecond) // the log line follows the ledger write
+			return true
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return false
+}
+
+// baselined waits until the tracker has seen every object at its first revision: commits before an object's
+// first sight are not its to record.
+func (f *fleet) baselined(t *testing.T) {
+	t.Helper()
+	if !f.settled(time.Minute) {
+		t.Fatal("tracker did not take every object's baseline")
+	}
+}
+
+// verdict compares what the trackers logged with the ground truth.
+type verdict struct {
+	want, recorded, twice, missed, lostInWindow int
+	// lostObjects counts the objects with commits lost in the window: at most one apply each per crash.
+	lostObjects int
+}
+
+func (f *fleet) judge(trackers ...*tracker) (v verdict) {
+	f.t.Helper()
+	want := f.truth()
+	got := recorded(f.t, trackers...)
+	v.want = len(want)
+	for k, seconds := range got {
+		if _, ok := want[k]; !ok {
+			f.t.Errorf("%s recorded for %s, which it never delivered after its baseline", k.commit[:7], k.object)
+			continue
+		}
+		v.recorded++
+		if len(seconds) > 1 {
+			v.twice++
+			f.t.Errorf("%s recorded %d times for %s", k.commit[:7], len(seconds), k.object)
+		}
+	}
+	// A commit not logged though the ledger moved past it was lost between the ledger write and the log
+	// line: the documented window of a crash.
+	marks := f.marks()
+	lost := map[string]bool{}
+	defer func() { v.lostObjects = len(lost) }()
+	for k := range want {
+		if _, ok := got[k]; ok {
+			continue
+		}
+		f.mu.Lock()
+		pos := f.index[k.commit]
+		f.mu.Unlock()
+		if marks[k.object] >= pos {
+			v.lostInWindow++
+			lost[k.object] = true
+		} else {
+			v.missed++
+		}
+	}
+	return v
+}
+
+func freeAddrs(t *testing.T, n int) []string {
+	t.Helper()
+	var out []string
+	var lns []net.Listener
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns = append(lns, ln)
+		out = append(out, ln.Addr().String())
+	}
+	for _, ln := range lns {
+		_ = ln.Close()
+	}
+	return out
+}
+
+func tail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// drive pushes revisions and moves random objects forward (and now and then back, then forward again), calling
+// between after each revision.
+func (f *fleet) drive(rng *rand.Rand, revisions int, between func(i int)) {
+	for i := range revisions {
+		head := f.push(1 + rng.IntN(3))
+		for _, name := range f.objects {
+			switch r := rng.IntN(10); {
+			case r < 6:
+				f.move(name, head)
+			case r == 6 && f.current[name] > f.base[name]:
+				f.move(name, f.base[name]+rng.IntN(f.current[name]-f.base[name])) // a rollback
+			}
+		}
+		if between != nil {
+			between(i)
+		}
+		time.Sleep(time.Duration(20+rng.IntN(60)) * time.Millisecond)
+	}
+	head := len(f.history) - 1
+	for _, name := range f.objects {
+		f.move(name, head)
+	}
+}
