@@ -134,7 +134,7 @@ func runController(ctx context.Context, opts Options, deps Deps) (err error) {
 	if err != nil {
 		return fmt.Errorf("OCI client: %w", err)
 	}
-	providers := tracker.Providers{GitHub: gh, GitHubHosts: githubHosts(opts.GitHubAPIURL), Git: gitProvider}
+	providers := tracker.Providers{GitHub: gh, GitHubHosts: githubHosts(opts.GitHubAPIURL), Git: gitProvider, Logger: log}
 	if opts.GitReadSourceSecrets {
 		providers.Secrets = secretReader(mgr.GetAPIReader(), opts.CallTimeout)
 	}

@@ -81,6 +81,9 @@ func TestAnnotationCannotRedirectCredentials(t *testing.T) {
 	if !strings.Contains(tr.String(), `"level":"WARN","msg":"repository annotation points away from the source's host`) {
 		t.Errorf("no warning that the credentials were withheld:\n%.3000s", tr.String())
 	}
+	if got := tr.Metric(errorsTotal, `reason="credentials_withheld"`); got < 1 {
+		t.Errorf("credentials_withheld errors = %v, want at least 1", got)
+	}
 	if strings.Contains(tr.String(), canaryPassword) {
 		t.Errorf("the logs hold the Secret's password")
 	}

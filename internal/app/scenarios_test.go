@@ -240,10 +240,11 @@ func TestExporterInfoUpstreamStages(t *testing.T) {
 	tr := s.startTracker()
 	eventually(t, 10*time.Second, "baseline", func() bool { return s.ledgerRevision("app") != "" })
 
-	info := fmt.Sprintf(`{"commit":"u2","commits_since_last_export":[
-		{"hash":"u1","message":"feat","author":"A","email":"a@example.com","time":%q},
-		{"hash":"u2","message":"fix","author":"B","email":"b@example.com","time":%q}],
-		"export_build_link":"https://ci.example.com/1"}`, s.at(100).Format(time.RFC3339), s.at(150).Format(time.RFC3339))
+	u1, u2 := strings.Repeat("1a", 20), strings.Repeat("2b", 20)
+	info := fmt.Sprintf(`{"commit":%q,"commits_since_last_export":[
+		{"hash":%q,"message":"feat","author":"A","email":"a@example.com","time":%q},
+		{"hash":%q,"message":"fix","author":"B","email":"b@example.com","time":%q}],
+		"export_build_link":"https://ci.example.com/1"}`, u2, u1, s.at(100).Format(time.RFC3339), u2, s.at(150).Format(time.RFC3339))
 	good := s.commit(200, map[string]string{"exporter-info.json": info})
 	bad := s.commit(210, map[string]string{"exporter-info.json": `{"commit": 42`})
 	s.apply("app", "main@sha1:"+bad, s.at(300))

@@ -81,7 +81,7 @@ func TestOCIRepositorySource(t *testing.T) {
 
 	c1 := s.commit(100, nil)
 	upstream := s.at(40).Format(time.RFC3339)
-	d1 := push(c1, []byte(`{"commit":"u1","commits_since_last_export":[{"hash":"u1","message":"m","author":"a","email":"a@b","time":"`+upstream+`"}]}`))
+	d1 := push(c1, []byte(`{"commit":"`+strings.Repeat("1a", 20)+`","commits_since_last_export":[{"hash":"`+strings.Repeat("1a", 20)+`","message":"m","author":"a","email":"a@b","time":"`+upstream+`"}]}`))
 	setArtifact(c1, d1, s.at(130))
 	applyOCI(c1, d1, s.at(160))
 	wantCommits(t, tr, map[string]float64{c1: 60})
@@ -102,10 +102,11 @@ func TestPrivateGitFromSourceSecret(t *testing.T) {
 	root := t.TempDir()
 	repo := gittest.NewRepo(t, filepath.Join(root, "manifests"))
 	repo.Now, repo.Step = s.t0, 10*time.Second
-	srv := gittest.NewHTTPServerAuth(t, root, "bot", "s3cret")
+	// Credentials are only ever sent over TLS: the Secret carries the server's CA, as Flux reads it.
+	srv := gittest.NewServer(t, root, gittest.ServerOptions{Username: "bot", Password: "s3cret", TLS: true})
 	ctx := context.Background()
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: s.ns, Name: "git-auth"},
-		Data: map[string][]byte{"username": []byte("bot"), "password": []byte("s3cret")}}
+		Data: map[string][]byte{"username": []byte("bot"), "password": []byte("s3cret"), "ca.crt": srv.CACert()}}
 	if err := env.Client.Create(ctx, secret); err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,8 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/redact/redacttrace"
 )
 
 // newTracerProvider always returns an SDK provider so spans get IDs that logs
@@ -26,7 +28,7 @@ func newTracerProvider(ctx context.Context, cfg Config, mode Mode, res *resource
 		if err != nil {
 			return nil, fmt.Errorf("telemetry: stdout trace exporter: %w", err)
 		}
-		opts = append(opts, sdktrace.WithBatcher(exp))
+		opts = append(opts, sdktrace.WithBatcher(redacttrace.Exporter(exp)))
 	}
 	if mode.OTLP() {
 		o := []otlptracegrpc.Option{otlptracegrpc.WithEndpoint(cfg.Endpoint)}
@@ -37,7 +39,7 @@ func newTracerProvider(ctx context.Context, cfg Config, mode Mode, res *resource
 		if err != nil {
 			return nil, fmt.Errorf("telemetry: OTLP trace exporter: %w", err)
 		}
-		opts = append(opts, sdktrace.WithBatcher(exp))
+		opts = append(opts, sdktrace.WithBatcher(redacttrace.Exporter(exp)))
 	}
 	return sdktrace.NewTracerProvider(opts...), nil
 }

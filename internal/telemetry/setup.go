@@ -20,6 +20,8 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/redact"
 )
 
 // Mode says where logs, metrics and traces go. Prometheus /metrics is served
@@ -251,7 +253,7 @@ func Setup(ctx context.Context, cfg Config) (_ *Telemetry, err error) {
 		bridge := otelslog.NewHandler(ScopeName, otelslog.WithLoggerProvider(lp), otelslog.WithVersion(cfg.ServiceVersion))
 		handlers = append(handlers, levelHandler{level, bridge})
 	}
-	logger := slog.New(slog.NewMultiHandler(handlers...))
+	logger := slog.New(redact.Handler(slog.NewMultiHandler(handlers...)))
 
 	var (
 		once    sync.Once

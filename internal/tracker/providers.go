@@ -12,6 +12,7 @@ import (
 	"github.com/go-logr/logr"
 
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits/git"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/flux"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/redact"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/sourceauth"
@@ -39,7 +40,8 @@ func SourceErrorReason(err error) string {
 
 // GitProvider binds the plain-git provider to one clone URL and its credentials.
 type GitProvider interface {
-	ForURLWithAuth(cloneURL string, auth sourceauth.Auth) commits.Provider
+	// ForRef serves cloneURL, fetching only the refs ref names (and commits asked for by SHA).
+	ForRef(cloneURL string, auth sourceauth.Auth, ref git.Ref) commits.Provider
 }
 
 // SecretReader returns the data of the Secret namespace/name.
@@ -151,7 +153,13 @@ func (p Providers) For(ctx context.Context, d flux.Deployment) (Source, error) {
 		return Source{}, fmt.Errorf("%w: %s is plain http and secret %s/%s holds basic or bearer credentials, which are not sent unencrypted: use https",
 			ErrUnsafeURL, redact.URL(raw), d.SourceNamespace, d.SourceSecretName)
 	}
-	return Source{Provider: p.Git.ForURLWithAuth(raw, auth), Repository: repo, Kind: ProviderGit, CredentialsWithheld: withheld}, nil
+	// The source's ref says what its mirror follows; a repository named by annotation follows its default branch.
+	var ref git.Ref
+	if raw == d.RepositoryURL {
+		r := d.SourceRef
+		ref = git.Ref{Branch: r.Branch, Tag: r.Tag, SemVer: r.SemVer, Name: r.Name, Commit: r.Commit}
+	}
+	return Source{Provider: p.Git.ForRef(raw, auth, ref), Repository: repo, Kind: ProviderGit, CredentialsWithheld: withheld}, nil
 }
 
 // logger is p.Logger, else the reconcile's logger in ctx, else one that discards.

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits/git"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/flux"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/sourceauth"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/telemetry"
@@ -23,7 +24,7 @@ type namedProvider struct {
 
 type gitProviders struct{}
 
-func (gitProviders) ForURLWithAuth(url string, auth sourceauth.Auth) commits.Provider {
+func (gitProviders) ForRef(url string, auth sourceauth.Auth, _ git.Ref) commits.Provider {
 	name := "git " + url
 	if !auth.Empty() {
 		name += " as " + auth.Username

@@ -245,7 +245,7 @@ func (t *Tracker) decide(ctx context.Context, d flux.Deployment, prev *ledger.En
 	src, err := t.opts.Providers(ctx, d)
 	provider, repo := src.Provider, src.Repository
 	if err != nil {
-		t.opts.Recorder.AddError(ctx, telemetry.ReasonRepositoryURL, attrs)
+		t.opts.Recorder.AddError(ctx, SourceErrorReason(err), attrs)
 		return Result{Outcome: NotRecorded}, fmt.Errorf("%w: %w", ErrPermanent, err)
 	}
 	release, err := t.slots.acquire(src.Kind)
@@ -255,6 +255,9 @@ func (t *Tracker) decide(ctx context.Context, d flux.Deployment, prev *ledger.En
 	defer release()
 	attrs.Repository = redact.URL(repo.String())
 	span.SetAttributes(attribute.String("vcs.repository.url.full", attrs.Repository))
+	if src.CredentialsWithheld {
+		t.opts.Recorder.AddError(ctx, telemetry.ReasonCredentialsWithheld, attrs)
+	}
 
 	rng, err := provider.Range(ctx, repo, base.Digest, head.Digest)
 	switch {
@@ -513,15 +516,20 @@ func (t *Tracker) firstBaselineExport(ctx context.Context, d flux.Deployment, sh
 }
 
 // baselineExport identifies the exporter-info.json at a new baseline, so commits after it that leave the file
-// alone do not record its upstream commits again. A lookup that fails is retried later rather than losing
-// that protection; a missing or bad file means there is nothing to protect.
+// alone do not record its upstream commits again. A transient failure (a limit, a deadline, a bad answer) is
+// retried later rather than losing that protection; a missing or bad file means there is nothing to protect.
 func (t *Tracker) baselineExport(ctx context.Context, src Source, d flux.Deployment, sha string, log *slog.Logger) (string, error) {
 	if t.exporterInfoPath(d) == "" {
 		return "", nil
 	}
 	_, id, err := t.upstream(ctx, src, d, sha, telemetry.ObjectAttributes{}, log)
-	if err != nil {
+	_, limited := commits.RetryAfter(err, t.opts.Clock.Now())
+	switch {
+	case limited, errors.Is(err, context.DeadlineExceeded), errors.Is(err, commits.ErrBadResponse):
 		return "", fmt.Errorf("exporter info at baseline %s: %w", sha, err)
+	case err != nil:
+		// The repository cannot be read as it is (credentials, a missing commit): the baseline still counts.
+		log.WarnContext(ctx, "exporter info at baseline not read: the next commit that leaves it alone may report its upstream commits", "error", err)
 	}
 	return id, nil
 }
