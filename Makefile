@@ -9,7 +9,7 @@ GOLANGCI_LINT := $(TOOLS_DIR)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 FUZZTIME ?= 30s
 PKGS := ./...
 
-.PHONY: all build test test-assets demo e2e lint fuzz verify fmt fmt-check vet bench clean
+.PHONY: all build test test-assets demo e2e faults lint fuzz fuzz-short verify ci fmt fmt-check vet bench clean
 
 all: build
 
@@ -34,16 +34,24 @@ demo: test-assets ## Run the tracker against a local Flux with a live latency ta
 e2e: test-assets ## Run the end-to-end suite against the real Flux controllers (also part of make test).
 	$(TEST_ENV) $(GO) test -race -count=1 -timeout 20m ./test/e2e/
 
+faults: test-assets ## The full fault suite (kill -9, two writers, leader failover, apiserver restarts, GitHub faults); figures in docs/reliability.md.
+	$(TEST_ENV) FAULTS_FULL=1 $(GO) test -count=1 -v -timeout 40m -run . ./test/faults/ | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|faults_test.go'
+
 bench: test-assets ## Run the benchmarks recorded in docs/performance.md.
 	$(TEST_ENV) $(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 
-fuzz: ## Run each fuzz target for FUZZTIME.
-	@set -e; for pkg in $$($(GO) list ./...); do \
-		for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
-			echo "fuzz $$pkg $$target"; \
-			$(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) $$pkg; \
+fuzz: test-assets ## Run each fuzz target for FUZZTIME.
+	@set -e; for file in $$(git grep -l '^func Fuzz' -- '*_test.go'); do \
+		for target in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$file); do \
+			echo "fuzz ./$$(dirname $$file) $$target"; \
+			$(TEST_ENV) $(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) ./$$(dirname $$file); \
 		done; \
 	done
+
+fuzz-short: ## Run each fuzz target briefly (CI).
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=3s
+
+ci: test verify fuzz-short ## What .ci/run runs: every test, lint, and each fuzz target briefly.
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
@@ -64,6 +72,7 @@ lint: $(GOLANGCI_LINT) ## Lint with the repository's golangci-lint config.
 verify: fmt-check vet lint ## Fail on unformatted code, lint findings, an untidy go.mod or a stale README metrics table.
 	$(GO) mod tidy -diff
 	$(GO) test ./internal/telemetry -run TestREADMEMetricsTable
+	$(GO) test ./test/deploy -run TestRoleNamesEveryLedgerShard
 
 clean:
 	rm -rf bin

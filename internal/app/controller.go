@@ -61,7 +61,7 @@ func runController(ctx context.Context, opts Options, deps Deps) (err error) {
 		// A collector that is down must not turn a clean stop into a failed exit: what could not be flushed is
 		// said, once.
 		if serr := tel.Shutdown(sctx); serr != nil {
-			fmt.Fprintf(deps.Stderr, "flux-commit-tracker: telemetry not flushed on shutdown: %v\n", redact.Error(serr))
+			_, _ = fmt.Fprintf(deps.Stderr, "flux-commit-tracker: telemetry not flushed on shutdown: %v\n", redact.Error(serr))
 		}
 	}()
 	log := tel.Logger
@@ -164,40 +164,9 @@ func runController(ctx context.Context, opts Options, deps Deps) (err error) {
 	// The ledger loads once this replica leads, before any reconcile; readiness waits for it.
 	loaded := make(chan struct{})
 	var ledgerLoaded atomic.Bool
-	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
-		if !mgr.GetCache().WaitForCacheSync(ctx) {
-			return errors.New("cache did not sync")
-		}
-		if err := loadLedger(ctx, led, log, opts.Namespace); err != nil {
-			return err
-		}
-		prune := func() {
-			if err := trk.Prune(ctx, objectExists(ctx, mgr.GetClient(), helmAPIs.Enabled())); err != nil {
-				log.WarnContext(ctx, "could not prune ledger entries of deleted objects", "error", err)
-			}
-		}
-		prune()
-		removeIdleMirrors := func() {
-			if err := gitProvider.RemoveIdle(mirrorIdle); err != nil {
-				log.WarnContext(ctx, "could not remove unused git mirrors", "error", err)
-			}
-		}
-		ledgerLoaded.Store(true)
-		close(loaded)
-		log.InfoContext(ctx, "ledger loaded", "namespace", opts.Namespace, "entries", led.Len())
-		// Objects deleted and recreated under one name while their events were coalesced leave an entry behind.
-		ticker := time.NewTicker(pruneInterval)
-		defer ticker.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-ticker.C:
-				prune()
-				removeIdleMirrors()
-			}
-		}
-	})); err != nil {
+	keeper := &ledgerKeeper{mgr: mgr, led: led, trk: trk, git: gitProvider, log: log, namespace: opts.Namespace,
+		helmReleases: helmAPIs.Enabled(), loaded: loaded, ledgerLoaded: &ledgerLoaded}
+	if err := mgr.Add(manager.RunnableFunc(keeper.run)); err != nil {
 		return fmt.Errorf("add ledger loader: %w", err)
 	}
 	rec := &controller.KustomizationReconciler{Client: mgr.GetClient(), Processor: trk, Logger: log, Ready: loaded, Concurrency: opts.Concurrency}
@@ -346,6 +315,53 @@ func githubHosts(apiURL string) []string {
 		}
 	}
 	return hosts
+}
+
+// ledgerKeeper loads the ledger once this replica leads, then prunes entries of deleted objects and git
+// mirrors nobody reads, until the manager stops.
+type ledgerKeeper struct {
+	mgr          ctrl.Manager
+	led          *ledger.ConfigMaps
+	trk          *tracker.Tracker
+	git          *git.Provider
+	log          *slog.Logger
+	namespace    string
+	helmReleases bool
+	loaded       chan struct{}
+	ledgerLoaded *atomic.Bool
+}
+
+func (k *ledgerKeeper) run(ctx context.Context) error {
+	if !k.mgr.GetCache().WaitForCacheSync(ctx) {
+		return errors.New("cache did not sync")
+	}
+	if err := loadLedger(ctx, k.led, k.log, k.namespace); err != nil {
+		return err
+	}
+	k.prune(ctx)
+	k.ledgerLoaded.Store(true)
+	close(k.loaded)
+	k.log.InfoContext(ctx, "ledger loaded", "namespace", k.namespace, "entries", k.led.Len())
+	// Objects deleted and recreated under one name while their events were coalesced leave an entry behind.
+	ticker := time.NewTicker(pruneInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-ticker.C:
+			k.prune(ctx)
+			if err := k.git.RemoveIdle(mirrorIdle); err != nil {
+				k.log.WarnContext(ctx, "could not remove unused git mirrors", "error", err)
+			}
+		}
+	}
+}
+
+func (k *ledgerKeeper) prune(ctx context.Context) {
+	if err := k.trk.Prune(ctx, objectExists(ctx, k.mgr.GetClient(), k.helmReleases)); err != nil {
+		k.log.WarnContext(ctx, "could not prune ledger entries of deleted objects", "error", err)
+	}
 }
 
 // pruneInterval is how often ledger entries of deleted objects, and git mirrors nobody read, are looked for.

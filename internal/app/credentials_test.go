@@ -51,9 +51,9 @@ func TestAnnotationCannotRedirectCredentials(t *testing.T) {
 		map[string][]byte{"username": []byte("bot"), "password": []byte(canaryPassword), "ca.crt": private.CACert()})
 	c0 := repo.Commit("base", map[string]string{"app.yaml": "v0"})
 	s.createKustomizationOn("redirected", "private", map[string]string{
-		flux.AnnotationRepository: other.URL("manifests"), flux.AnnotationProvider: "git"}, c0, 5)
+		flux.AnnotationRepository: other.URL("manifests"), flux.AnnotationProvider: "git"}, c0)
 	s.createKustomizationOn("same-origin", "private", map[string]string{
-		flux.AnnotationRepository: private.URL("manifests"), flux.AnnotationProvider: "git"}, c0, 5)
+		flux.AnnotationRepository: private.URL("manifests"), flux.AnnotationProvider: "git"}, c0)
 	tr := s.startTracker("--git-read-source-secrets", "--exporter-info-path=")
 	for _, name := range []string{"redirected", "same-origin"} {
 		eventually(t, 20*time.Second, name+" baseline", func() bool { return s.ledgerRevision(name) != "" })

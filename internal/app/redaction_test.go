@@ -50,8 +50,8 @@ func (s *scenario) createGitSource(name, url string, data map[string][]byte) {
 	}
 }
 
-// createKustomizationOn creates a Kustomization on GitRepository source with annotations, applied at sha.
-func (s *scenario) createKustomizationOn(name, source string, annotations map[string]string, sha string, appliedSec int) {
+// createKustomizationOn creates a Kustomization on GitRepository source with annotations, applied at sha 5 s after t0.
+func (s *scenario) createKustomizationOn(name, source string, annotations map[string]string, sha string) {
 	s.t.Helper()
 	k := &kustomizev1.Kustomization{
 		ObjectMeta: metav1.ObjectMeta{Namespace: s.ns, Name: name, Annotations: annotations},
@@ -61,7 +61,7 @@ func (s *scenario) createKustomizationOn(name, source string, annotations map[st
 	if err := env.Client.Create(context.Background(), k); err != nil {
 		s.t.Fatal(err)
 	}
-	s.apply(name, "main@sha1:"+sha, s.at(appliedSec))
+	s.apply(name, "main@sha1:"+sha, s.at(5))
 }
 
 // TestNoCredentialsInTelemetry plants canaries in source URLs, repository annotations and Secrets, runs the
@@ -94,12 +94,12 @@ func TestNoCredentialsInTelemetry(t *testing.T) {
 		flux.AnnotationProvider:   "git",
 	}
 	gh0 := s.commit(0, nil)
-	s.createKustomizationOn("refused", "userinfo-query", nil, c0, 5)
-	s.createKustomizationOn("recorded", "userinfo", nil, c0, 5)
-	s.createKustomizationOn("annotated", "private", override, c0, 5)
-	s.createKustomizationOn("unreachable", "private", nil, c0, 5)
-	s.createKustomizationOn("github", "github", nil, gh0, 5)
-	s.createKustomizationOn("invalid", "userinfo-query", nil, c0, 5)
+	s.createKustomizationOn("refused", "userinfo-query", nil, c0)
+	s.createKustomizationOn("recorded", "userinfo", nil, c0)
+	s.createKustomizationOn("annotated", "private", override, c0)
+	s.createKustomizationOn("unreachable", "private", nil, c0)
+	s.createKustomizationOn("github", "github", nil, gh0)
+	s.createKustomizationOn("invalid", "userinfo-query", nil, c0)
 	tr := s.startTracker("--git-read-source-secrets", "--telemetry-mode", "stdout-all", "--exporter-info-path=")
 	for _, name := range []string{"refused", "recorded", "annotated", "unreachable", "github", "invalid"} {
 		eventually(t, 20*time.Second, name+" baseline", func() bool { return s.ledgerRevision(name) != "" })

@@ -19,6 +19,14 @@ import (
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/telemetry"
 )
 
+// URL schemes that carry credentials in the clear (http) or encrypted (https).
+const (
+	schemeHTTP  = "http"
+	schemeHTTPS = "https"
+	schemeSSH   = "ssh"
+	schemeGit   = "git"
+)
+
 // Provider kinds named by the provider annotation.
 const (
 	ProviderGitHub = "github"
@@ -148,7 +156,7 @@ func (p Providers) For(ctx context.Context, d flux.Deployment) (Source, error) {
 			return Source{}, err
 		}
 	}
-	if (auth.Username != "" || auth.Password != "" || auth.BearerToken != "") && schemeOf(raw) == "http" {
+	if (auth.Username != "" || auth.Password != "" || auth.BearerToken != "") && schemeOf(raw) == schemeHTTP {
 		// GitRepository has no flag that marks plain http as meant: credentials are never sent in the clear.
 		return Source{}, fmt.Errorf("%w: %s is plain http and secret %s/%s holds basic or bearer credentials, which are not sent unencrypted: use https",
 			ErrUnsafeURL, redact.URL(raw), d.SourceNamespace, d.SourceSecretName)
@@ -193,7 +201,7 @@ func (p Providers) gitAuth(ctx context.Context, d flux.Deployment) (sourceauth.A
 // path that AllowLocal let through.
 func (p Providers) checkScheme(raw string) (local bool, err error) {
 	switch scheme := schemeOf(raw); scheme {
-	case "https", "http", "ssh", "git":
+	case schemeHTTPS, schemeHTTP, schemeSSH, schemeGit:
 		return false, nil
 	case "file", "":
 		if p.AllowLocal {
@@ -216,7 +224,7 @@ func schemeOf(raw string) string {
 		return strings.ToLower(helper) + "::" // git's transport::address, a remote helper (ext:: runs a command)
 	}
 	if before, _, ok := strings.Cut(raw, ":"); ok && before != "" && !strings.ContainsAny(before, `/\`) {
-		return "ssh" // git's rule: a colon with no slash before it is scp-like ssh
+		return schemeSSH // git's rule: a colon with no slash before it is scp-like ssh
 	}
 	return ""
 }
@@ -224,7 +232,7 @@ func schemeOf(raw string) string {
 // carriesCredentials reports whether a Secret's credentials apply to raw's scheme: git:// has none.
 func carriesCredentials(raw string) bool {
 	switch schemeOf(raw) {
-	case "https", "http", "ssh":
+	case schemeHTTPS, schemeHTTP, schemeSSH:
 		return true
 	}
 	return false
@@ -233,7 +241,7 @@ func carriesCredentials(raw string) bool {
 // origin is where credentials are sent: scheme, lower-cased host and port, the scheme's default when absent.
 type origin struct{ scheme, host, port string }
 
-var defaultPorts = map[string]string{"https": "443", "http": "80", "ssh": "22", "git": "9418"}
+var defaultPorts = map[string]string{schemeHTTPS: "443", schemeHTTP: "80", schemeSSH: "22", schemeGit: "9418"}
 
 // originOf returns raw's origin; ok is false when raw names none (a local path, a malformed URL).
 func originOf(raw string) (o origin, ok bool) {
@@ -294,7 +302,7 @@ func gitRepository(raw string, local bool) (commits.Repository, error) {
 		return commits.Repository{}, err
 	}
 	switch u.Scheme {
-	case "http", "https", "ssh", "git":
+	case schemeHTTP, schemeHTTPS, schemeSSH, schemeGit:
 	default:
 		return commits.Repository{}, err
 	}

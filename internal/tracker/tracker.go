@@ -290,28 +290,11 @@ func (t *Tracker) decide(ctx context.Context, d flux.Deployment, prev *ledger.En
 	case commits.Identical:
 		return Result{Outcome: NotRecorded}, t.checkpoint(ctx, d, prev, observed, entry.Mark(), entry.Export)
 	default:
-		if entry.Revision != entry.Mark() {
-			// After a rollback, the branch may have been re-pointed and built on: what is new since the applied
-			// revision, less what lies on the way to the mark, was never recorded.
-			cs, ok, err := sinceRollback(ctx, src, entry, head.Digest)
-			if err != nil {
-				t.opts.Recorder.AddError(ctx, lookupReason(src, err), attrs)
-				return Result{}, err
-			}
-			if ok {
-				rng = commits.Range{Status: commits.Ahead, Commits: cs}
-				break
-			}
+		var done bool
+		var res Result
+		if rng, done, res, err = t.diverged(ctx, src, d, prev, entry, head.Digest, rng, observed, attrs, log); done {
+			return res, err
 		}
-		// A force-push onto other history: none of its commits is known to be new, so it is a new baseline.
-		t.opts.Recorder.AddNotRecorded(ctx, string(rng.Status), attrs)
-		log.WarnContext(ctx, "revision diverged from the furthest recorded one (force-push): kept as baseline, nothing recorded",
-			"status", string(rng.Status), "recorded_revision", entry.Mark())
-		export, err := t.baselineExport(ctx, src, d, head.Digest, log)
-		if err != nil {
-			return Result{}, err
-		}
-		return Result{Outcome: NotRecorded}, t.checkpoint(ctx, d, prev, observed, d.Revision, export)
 	}
 	if rng.Truncated > 0 {
 		t.opts.Recorder.AddTruncated(ctx, rng.Truncated, attrs)
@@ -338,6 +321,33 @@ func (t *Tracker) decide(ctx context.Context, d flux.Deployment, prev *ledger.En
 	}
 	return Result{Outcome: Recorded, Commits: delivered, Samples: samples, Applied: applied, AppliedFromFlux: fromFlux,
 		repository: attrs.Repository, attrs: attrs, rejected: rejected}, nil
+}
+
+// diverged handles a revision on other history than the mark: after a rollback, the commits built on the
+// re-pointed branch are recorded (done false, rng holding them); otherwise it is a new baseline (done true).
+func (t *Tracker) diverged(ctx context.Context, src Source, d flux.Deployment, prev *ledger.Entry, entry ledger.Entry, head string,
+	rng commits.Range, observed time.Time, attrs telemetry.ObjectAttributes, log *slog.Logger) (commits.Range, bool, Result, error) {
+	if entry.Revision != entry.Mark() {
+		// After a rollback, the branch may have been re-pointed and built on: what is new since the applied
+		// revision, less what lies on the way to the mark, was never recorded.
+		cs, ok, err := sinceRollback(ctx, src, entry, head)
+		if err != nil {
+			t.opts.Recorder.AddError(ctx, lookupReason(src, err), attrs)
+			return rng, true, Result{}, err
+		}
+		if ok {
+			return commits.Range{Status: commits.Ahead, Commits: cs}, false, Result{}, nil
+		}
+	}
+	// A force-push onto other history: none of its commits is known to be new, so it is a new baseline.
+	t.opts.Recorder.AddNotRecorded(ctx, string(rng.Status), attrs)
+	log.WarnContext(ctx, "revision diverged from the furthest recorded one (force-push): kept as baseline, nothing recorded",
+		"status", string(rng.Status), "recorded_revision", entry.Mark())
+	export, err := t.baselineExport(ctx, src, d, head, log)
+	if err != nil {
+		return rng, true, Result{}, err
+	}
+	return rng, true, Result{Outcome: NotRecorded}, t.checkpoint(ctx, d, prev, observed, d.Revision, export)
 }
 
 // sinceRollback returns the commits in (entry.Revision, head] that are not on the way from entry.Revision to

@@ -445,8 +445,8 @@ func onHost(v string, mounts map[string]string) string {
 		if v == mountPath {
 			return host
 		}
-		if rest, ok := strings.CutPrefix(v, mountPath+"/"); ok {
-			return filepath.Join(host, rest)
+		if relative, ok := strings.CutPrefix(v, mountPath+"/"); ok {
+			return filepath.Join(host, relative)
 		}
 	}
 	return v

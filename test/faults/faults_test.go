@@ -49,7 +49,7 @@ func TestKillNineDuringRevisions(t *testing.T) {
 		trackers = append(trackers, tr)
 	})
 	if !f.settled(2 * time.Minute) {
-		t.Fatalf("ledger did not reach every object's revision:\n%s", tail(tr.logPath, 30))
+		t.Fatalf("ledger did not reach every object's revision:\n%s", tail(tr.logPath))
 	}
 	v := f.judge(trackers...)
 	report(t, "kill -9", v, fmt.Sprintf(" (%d kills, %d objects lost an apply)", kills, v.lostObjects))
@@ -130,12 +130,12 @@ func TestAPIServerRestarts(t *testing.T) {
 		down := time.Now()
 		f.drive(rng, 5, nil)
 		if !f.settled(90 * time.Second) {
-			t.Fatalf("recording did not resume after an apiserver restart:\n%s", tail(tr.logPath, 30))
+			t.Fatalf("recording did not resume after an apiserver restart:\n%s", tail(tr.logPath))
 		}
 		resumed = append(resumed, time.Since(down))
 	}
 	if !tr.running() {
-		t.Errorf("tracker exited across apiserver restarts:\n%s", tail(tr.logPath, 30))
+		t.Errorf("tracker exited across apiserver restarts:\n%s", tail(tr.logPath))
 	}
 	report(t, "apiserver restarts", f.judge(tr), " (resumed after "+durations(resumed)+")")
 }
@@ -189,7 +189,7 @@ func TestGitHubFaults(t *testing.T) {
 			}
 		}
 		if !f.settled(time.Minute) {
-			t.Fatalf("%s: not recorded after recovery:\n%s", fl.name, tail(tr.logPath, 30))
+			t.Fatalf("%s: not recorded after recovery:\n%s", fl.name, tail(tr.logPath))
 		}
 		if !limitedUntil.IsZero() {
 			reqs := f.gh.Requests()
@@ -200,7 +200,7 @@ func TestGitHubFaults(t *testing.T) {
 			}
 		}
 		if !tr.running() {
-			t.Fatalf("%s: tracker exited:\n%s", fl.name, tail(tr.logPath, 30))
+			t.Fatalf("%s: tracker exited:\n%s", fl.name, tail(tr.logPath))
 		}
 	}
 	got := recorded(t, tr)

@@ -237,7 +237,7 @@ func (tr *tracker) waitReady() {
 	for time.Now().Before(deadline) {
 		select {
 		case <-tr.exited:
-			tr.t.Fatalf("%s exited during start:\n%s", tr.name, tail(tr.logPath, 30))
+			tr.t.Fatalf("%s exited during start:\n%s", tr.name, tail(tr.logPath))
 		default:
 		}
 		if resp, err := http.Get("http://" + tr.health + "/readyz"); err == nil {
@@ -248,7 +248,7 @@ func (tr *tracker) waitReady() {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	tr.t.Fatalf("%s not ready:\n%s", tr.name, tail(tr.logPath, 30))
+	tr.t.Fatalf("%s not ready:\n%s", tr.name, tail(tr.logPath))
 }
 
 // kill sends SIGKILL: no shutdown, no flush, as a node failure or an OOM kill.
@@ -414,7 +414,9 @@ func freeAddrs(t *testing.T, n int) []string {
 	return out
 }
 
-func tail(path string, n int) string {
+// tail returns the last lines of a tracker log, for failure messages.
+func tail(path string) string {
+	const n = 30
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return err.Error()

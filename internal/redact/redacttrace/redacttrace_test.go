@@ -37,16 +37,16 @@ func TestExporter(t *testing.T) {
 	s := spans[0]
 	texts := []string{s.Name, s.Status.Description}
 	for _, kv := range s.Attributes {
-		texts = append(texts, kv.Value.Emit())
+		texts = append(texts, kv.Value.String())
 	}
 	for _, e := range s.Events {
 		for _, kv := range e.Attributes {
-			texts = append(texts, kv.Value.Emit())
+			texts = append(texts, kv.Value.String())
 		}
 	}
 	for _, l := range s.Links {
 		for _, kv := range l.Attributes {
-			texts = append(texts, kv.Value.Emit())
+			texts = append(texts, kv.Value.String())
 		}
 	}
 	all := strings.Join(texts, "\n")
