@@ -43,6 +43,7 @@ type ConfigMaps struct {
 	prefix     string
 	shards     int
 	onBadEntry func(ctx context.Context, shard, key string, err error)
+	writer     string
 
 	mu      sync.RWMutex
 	entries map[string]Entry
@@ -87,7 +88,7 @@ func NewConfigMaps(opts ConfigMapsOptions) (*ConfigMaps, error) {
 	}
 	l := &ConfigMaps{
 		client: opts.Client, reader: opts.Reader, namespace: opts.Namespace, prefix: opts.Prefix, shards: opts.Shards,
-		onBadEntry: opts.OnBadEntry,
+		onBadEntry: opts.OnBadEntry, writer: NewWriterID(),
 		entries:    map[string]Entry{}, shardOf: map[string]string{}, locks: map[string]*sync.Mutex{},
 		stored: map[string]*corev1.ConfigMap{},
 	}
@@ -137,6 +138,7 @@ func (l *ConfigMaps) Put(ctx context.Context, uid string, e Entry) error { retur
 
 // Swap writes next for uid if the stored entry is still prev; an unchanged entry is not written again.
 func (l *ConfigMaps) Swap(ctx context.Context, uid string, prev *Entry, next Entry) error {
+	next.Writer = l.writer
 	raw, err := json.Marshal(next)
 	if err != nil {
 		return fmt.Errorf("ledger: encode entry for %s: %w", uid, err)
@@ -146,6 +148,9 @@ func (l *ConfigMaps) Swap(ctx context.Context, uid string, prev *Entry, next Ent
 	}
 	return l.write(ctx, l.shardFor(uid), func(cm *corev1.ConfigMap) (bool, error) {
 		stored, ok, _ := decode(cm.Data[uid])
+		if landed(stored, ok, next) {
+			return false, nil // an earlier write of this decision went through though its answer was lost
+		}
 		if !matches(stored, ok, prev) {
 			return false, fmt.Errorf("ledger: entry %s in %s/%s: %w", uid, l.namespace, cm.Name, ErrConflict)
 		}
@@ -204,12 +209,9 @@ func (l *ConfigMaps) write(ctx context.Context, name string, mutate func(*corev1
 			cm.Data = map[string]string{}
 		}
 		changed, err := mutate(cm)
-		if err != nil {
+		if err != nil || !changed {
 			l.refresh(ctx, name, cm)
 			return err
-		}
-		if !changed {
-			return nil
 		}
 		l.dropBadKeys(ctx, cm)
 		if cm.ResourceVersion == "" {

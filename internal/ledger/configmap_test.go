@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -81,7 +82,7 @@ func TestConfigMapsSurvivesRestart(t *testing.T) {
 	}
 	for uid, e := range want {
 		got, ok := second.Get(uid)
-		if !ok || got != e {
+		if !ok || !got.SameCheckpoint(e) || !got.UpdatedAt.Equal(e.UpdatedAt) || got.Writer == "" {
 			t.Errorf("entry %s = %+v (found %v), want %+v", uid, got, ok, e)
 		}
 	}
@@ -212,9 +213,11 @@ func TestSwapRefusesAnEntryAnotherWriterMoved(t *testing.T) {
 	if err := b.Swap(ctx, "uid", nil, ledger.Entry{Kind: "Kustomization", Namespace: "apps", Name: "web", Revision: rev(9)}); !errors.Is(err, ledger.ErrConflict) {
 		t.Fatalf("Swap from a stale decision = %v, want ErrConflict", err)
 	}
-	if got, ok := b.Get("uid"); !ok || got.Revision != rev(1) {
+	got, ok := b.Get("uid")
+	if !ok || got.Revision != rev(1) {
 		t.Fatalf("after the conflict b holds %+v (found %v), want revision %s", got, ok, rev(1))
 	}
+	base = got
 	// Deciding again from the refreshed entry succeeds.
 	moved := base
 	moved.Revision, moved.Recorded = rev(2), rev(2)
@@ -225,7 +228,7 @@ func TestSwapRefusesAnEntryAnotherWriterMoved(t *testing.T) {
 	if err := a.Swap(ctx, "uid", &base, moved); !errors.Is(err, ledger.ErrConflict) {
 		t.Fatalf("a's Swap from base after b moved it = %v, want ErrConflict", err)
 	}
-	if got, _ := newLedger(t, ns, 2).Get("uid"); !got.Equal(moved) {
+	if got, _ := newLedger(t, ns, 2).Get("uid"); !got.SameCheckpoint(moved) {
 		t.Errorf("stored entry %+v, want %+v", got, moved)
 	}
 }
@@ -359,5 +362,55 @@ func TestConcurrentWritersRecordEachMoveOnce(t *testing.T) {
 		if won[m] != 1 {
 			t.Errorf("move %d won by %d writers, want exactly 1", m, won[m])
 		}
+	}
+}
+
+// lostAnswerClient applies an Update and then reports it failed, as when the apiserver restarts before answering.
+type lostAnswerClient struct {
+	client.Client
+	lose atomic.Bool
+}
+
+func (c *lostAnswerClient) Update(ctx context.Context, obj client.Object, opts ...client.UpdateOption) error {
+	if err := c.Client.Update(ctx, obj, opts...); err != nil {
+		return err
+	}
+	if c.lose.Swap(false) {
+		return errors.New("http2: server sent GOAWAY and closed the connection")
+	}
+	return nil
+}
+
+func TestWriteThatLandedWithoutAnAnswerIsOwn(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	c := &lostAnswerClient{Client: env.Client}
+	l, err := ledger.NewConfigMaps(ledger.ConfigMapsOptions{Client: c, Namespace: ns, Shards: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	base := ledger.Entry{Kind: "Kustomization", Namespace: "a", Name: "b", Revision: rev(1)}
+	if err := l.Swap(ctx, "u", nil, base); err != nil {
+		t.Fatal(err)
+	}
+	base, _ = l.Get("u")
+	next := base
+	next.Revision, next.UpdatedAt = rev(2), time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	c.lose.Store(true)
+	if err := l.Swap(ctx, "u", &base, next); err == nil {
+		t.Fatal("the lost answer was not reported")
+	}
+	// Decided again from the same entry a second later: the write that landed is recognised as this one.
+	next.UpdatedAt = next.UpdatedAt.Add(time.Second)
+	if err := l.Swap(ctx, "u", &base, next); err != nil {
+		t.Fatalf("retry after a lost answer = %v, want nil (the write landed)", err)
+	}
+	// Another writer deciding the same from base is refused: only one of them may emit.
+	other := newLedger(t, ns, 1)
+	if err := other.Swap(ctx, "u", &base, next); !errors.Is(err, ledger.ErrConflict) {
+		t.Fatalf("another writer's Swap from base = %v, want ErrConflict", err)
 	}
 }

@@ -5,7 +5,10 @@ package ledger
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -28,6 +31,9 @@ type Entry struct {
 	// unchanged by later commits does not record its upstream commits again.
 	Export    string    `json:"export,omitempty"`
 	UpdatedAt time.Time `json:"updatedAt"`
+	// Writer identifies the process that wrote the entry, so a write that landed though its answer was lost
+	// (an apiserver restart) is known as its own and not decided again.
+	Writer string `json:"writer,omitempty"`
 }
 
 // Mark returns the high-water mark: the furthest revision recorded.
@@ -38,10 +44,29 @@ func (e Entry) Mark() string {
 	return e.Revision
 }
 
-// Equal reports whether two entries hold the same checkpoint.
+// Equal reports whether two entries hold the same checkpoint, written by the same process at the same time.
 func (e Entry) Equal(o Entry) bool {
+	return e.SameCheckpoint(o) && e.UpdatedAt.Equal(o.UpdatedAt) && e.Writer == o.Writer
+}
+
+// SameCheckpoint reports whether two entries hold the same revisions and export, whenever and by whom written.
+func (e Entry) SameCheckpoint(o Entry) bool {
 	return e.Kind == o.Kind && e.Namespace == o.Namespace && e.Name == o.Name && e.Revision == o.Revision &&
-		e.Recorded == o.Recorded && e.Export == o.Export && e.UpdatedAt.Equal(o.UpdatedAt)
+		e.Mark() == o.Mark() && e.Export == o.Export
+}
+
+// NewWriterID returns a random identity for one ledger-writing process.
+func NewWriterID() string {
+	b := make([]byte, 6)
+	if _, err := rand.Read(b); err != nil {
+		return fmt.Sprintf("t%x", time.Now().UnixNano())
+	}
+	return hex.EncodeToString(b)
+}
+
+// landed reports whether stored is next as this writer wrote it: the write went through, whatever its answer.
+func landed(stored Entry, ok bool, next Entry) bool {
+	return ok && next.Writer != "" && stored.Writer == next.Writer && stored.SameCheckpoint(next)
 }
 
 // Ledger stores one Entry per object UID.

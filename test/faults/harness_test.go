@@ -294,6 +294,28 @@ func recorded(t *testing.T, trackers ...*tracker) map[key][]float64 {
 	return got
 }
 
+// quiet reads what the trackers recorded once their logs have stopped growing: a log line follows its ledger
+// write, and a loaded machine may hold it back a moment.
+func quiet(t *testing.T, trackers ...*tracker) map[key][]float64 {
+	t.Helper()
+	count := func(m map[key][]float64) (n int) {
+		for _, s := range m {
+			n += len(s)
+		}
+		return n
+	}
+	got := recorded(t, trackers...)
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); {
+		time.Sleep(1500 * time.Millisecond)
+		again := recorded(t, trackers...)
+		if count(again) == count(got) {
+			return again
+		}
+		got = again
+	}
+	return got
+}
+
 // marks reads the ledger: per object, the furthest recorded position.
 func (f *fleet) marks() map[string]int {
 	f.t.Helper()
@@ -361,7 +383,7 @@ type verdict struct {
 func (f *fleet) judge(trackers ...*tracker) (v verdict) {
 	f.t.Helper()
 	want := f.truth()
-	got := recorded(f.t, trackers...)
+	got := quiet(f.t, trackers...)
 	v.want = len(want)
 	for k, seconds := range got {
 		if _, ok := want[k]; !ok {
