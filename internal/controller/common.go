@@ -7,6 +7,7 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
@@ -52,8 +53,13 @@ const minRequeue = 100 * time.Millisecond
 // workerOptions runs n workers; several managers may run in one process (tests, restarts), so controller names
 // need not be unique.
 func workerOptions(n int) controller.Options {
-	return controller.Options{MaxConcurrentReconciles: max(n, 1), SkipNameValidation: ptr.To(true)}
+	return controller.Options{MaxConcurrentReconciles: max(n, 1), SkipNameValidation: ptr.To(true),
+		RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](5*time.Millisecond, maxRetryDelay)}
 }
+
+// maxRetryDelay caps the back-off of an object whose processing keeps failing (an apiserver or GitHub outage),
+// so recording resumes within seconds of the outage ending rather than the default quarter of an hour.
+const maxRetryDelay = 15 * time.Second
 
 // getOrForget reads the object of kind at req into obj; a deleted one is forgotten and reported as not found.
 func getOrForget(ctx context.Context, c client.Client, p Processor, kind string, req ctrl.Request, obj client.Object) (bool, error) {
