@@ -89,7 +89,7 @@ func NewConfigMaps(opts ConfigMapsOptions) (*ConfigMaps, error) {
 	l := &ConfigMaps{
 		client: opts.Client, reader: opts.Reader, namespace: opts.Namespace, prefix: opts.Prefix, shards: opts.Shards,
 		onBadEntry: opts.OnBadEntry, writer: NewWriterID(),
-		entries:    map[string]Entry{}, shardOf: map[string]string{}, locks: map[string]*sync.Mutex{},
+		entries: map[string]Entry{}, shardOf: map[string]string{}, locks: map[string]*sync.Mutex{},
 		stored: map[string]*corev1.ConfigMap{},
 	}
 	for i := range opts.Shards {
