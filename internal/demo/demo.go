@@ -217,7 +217,9 @@ func loop(ctx context.Context, opts Options, repo *stack.Repo, out *apptest.Outp
 // exporterInfo is what a manifests exporter writes: the upstream commits rendered into this commit.
 func exporterInfo(n int) string {
 	t := time.Now().Add(-90 * time.Second).UTC().Format(time.RFC3339)
-	return fmt.Sprintf(`{"commit":"app%04d","commits_since_last_export":[{"hash":"app%04d","message":"Feature %d","author":"Dev","email":"dev@example.com","time":%q}],"export_build_link":"https://ci.example.com/builds/%d"}`, n, n, n, t, n)
+	// Upstream commit names are 40 hex digits, as git writes them; anything else is refused as not a commit.
+	sha := fmt.Sprintf("a9%038x", n)
+	return fmt.Sprintf(`{"commit":%q,"commits_since_last_export":[{"hash":%q,"message":"Feature %d","author":"Dev","email":"dev@example.com","time":%q}],"export_build_link":"https://ci.example.com/builds/%d"}`, sha, sha, n, t, n)
 }
 
 func header(w io.Writer) {

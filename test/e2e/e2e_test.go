@@ -298,7 +298,7 @@ func TestExporterInfoFromTheCommitTree(t *testing.T) {
 	apptest.Eventually(t, 20*time.Second, "baseline", func() bool { return tr.Logged("first sight of object: revision kept as baseline, nothing recorded") })
 
 	upstream := time.Now().Add(-2 * time.Minute).Truncate(time.Second)
-	info := fmt.Sprintf(`{"commit":"u1","commits_since_last_export":[{"hash":"u1","message":"feat","author":"A","email":"a@example.com","time":%q}],"export_build_link":"https://ci.example.com/1"}`,
+	info := fmt.Sprintf(`{"commit":"1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a","commits_since_last_export":[{"hash":"1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a","message":"feat","author":"A","email":"a@example.com","time":%q}],"export_build_link":"https://ci.example.com/1"}`,
 		upstream.Format(time.RFC3339))
 	c1 := w.commit("export", "1", map[string]string{"exporter-info.json": info})
 	w.reconcile()

@@ -77,6 +77,7 @@ func TestTwoWritersWithoutLeaderElection(t *testing.T) {
 	report(t, "two writers", v, "")
 	if v.lostInWindow != 0 {
 		t.Errorf("%d commits lost without a crash", v.lostInWindow)
+		explain(t, v, a, b)
 	}
 }
 

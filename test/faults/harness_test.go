@@ -294,6 +294,24 @@ func recorded(t *testing.T, trackers ...*tracker) map[key][]float64 {
 	return got
 }
 
+// explain logs what the trackers said about each lost commit's object, for a failure message.
+func explain(t *testing.T, v verdict, trackers ...*tracker) {
+	t.Helper()
+	for i, k := range v.lost {
+		if i == 3 {
+			break
+		}
+		for _, tr := range trackers {
+			b, _ := os.ReadFile(tr.logPath)
+			for _, line := range strings.Split(string(b), "\n") {
+				if strings.Contains(line, `"name":"`+k.object+`"`) && !strings.Contains(line, "commit applied") {
+					t.Logf("%s lost %s; %s said: %.400s", k.object, k.commit[:7], tr.name, line)
+				}
+			}
+		}
+	}
+}
+
 // quiet reads what the trackers recorded once their logs have stopped growing: a log line follows its ledger
 // write, and a loaded machine may hold it back a moment.
 func quiet(t *testing.T, trackers ...*tracker) map[key][]float64 {
@@ -350,8 +368,8 @@ func (f *fleet) settled(timeout time.Duration) bool {
 		done := true
 		f.mu.Lock()
 		for _, name := range f.objects {
-			if m[name] != f.furthest[name] {
-				done = false
+			if pos, ok := m[name]; !ok || pos != f.furthest[name] {
+				done = false // no entry yet is not a mark at the first commit
 			}
 		}
 		f.mu.Unlock()
@@ -378,6 +396,7 @@ type verdict struct {
 	want, recorded, twice, missed, lostInWindow int
 	// lostObjects counts the objects with commits lost in the window: at most one apply each per crash.
 	lostObjects int
+	lost        []key
 }
 
 func (f *fleet) judge(trackers ...*tracker) (v verdict) {
@@ -411,6 +430,7 @@ func (f *fleet) judge(trackers ...*tracker) (v verdict) {
 		if marks[k.object] >= pos {
 			v.lostInWindow++
 			lost[k.object] = true
+			v.lost = append(v.lost, k)
 		} else {
 			v.missed++
 		}
