@@ -3,6 +3,7 @@ package ledger_test
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"sync"
@@ -21,6 +22,11 @@ import (
 var env *testenv.Env
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if fuzzing() {
+		// Fuzz targets decode entries in memory: no apiserver per fuzz worker.
+		os.Exit(m.Run())
+	}
 	var err error
 	env, err = testenv.Start()
 	if err != nil {
@@ -32,6 +38,12 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "stop envtest:", err)
 	}
 	os.Exit(code)
+}
+
+// fuzzing reports whether this binary runs a fuzz target (the coordinator or one of its workers).
+func fuzzing() bool {
+	f := flag.Lookup("test.fuzz")
+	return (f != nil && f.Value.String() != "") || flag.Lookup("test.fuzzworker") != nil && flag.Lookup("test.fuzzworker").Value.String() == "true"
 }
 
 func newNamespace(t *testing.T) string {
