@@ -118,6 +118,7 @@ func runController(ctx context.Context, opts Options, deps Deps) (err error) {
 		}
 	}
 	led, err := ledger.NewConfigMaps(ledger.ConfigMapsOptions{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Namespace: opts.Namespace,
+		Timeout: opts.CallTimeout,
 		OnBadEntry: func(ctx context.Context, shard, key string, err error) {
 			metrics.AddError(ctx, telemetry.ReasonLedgerBadEntry, telemetry.ObjectAttributes{Cluster: opts.ClusterName})
 			log.WarnContext(ctx, "ledger key skipped: it does not decode (its object starts a new baseline)", "configmap", shard, "key", key, "error", err)

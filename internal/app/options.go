@@ -130,7 +130,7 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.OCIInsecure, "oci-insecure", o.OCIInsecure, "Allow plain-HTTP OCI registries when reading OCIRepository artifacts")
 	fs.StringVar(&o.CommitTime, "commit-time", o.CommitTime, "Which git time is a commit's time: committer or author")
 	fs.StringVar(&o.ExporterInfoPath, "exporter-info-path", o.ExporterInfoPath, "Path of exporter-info.json in the manifests repository; empty disables upstream commits")
-	fs.DurationVar(&o.CallTimeout, "call-timeout", o.CallTimeout, "Deadline of every outbound call (GitHub, git fetch, OCI registry, Secret read); a call past it is counted and retried later")
+	fs.DurationVar(&o.CallTimeout, "call-timeout", o.CallTimeout, "Deadline of every outbound call (GitHub, OCI registry, Secret read, ledger read or write); a call past it is counted and retried later")
 	fs.DurationVar(&o.GitFetchTimeout, "git-fetch-timeout", o.GitFetchTimeout, "Deadline of one git fetch into a mirror (the first one brings the whole history)")
 	fs.DurationVar(&o.ClockSkewTolerance, "clock-skew-tolerance", o.ClockSkewTolerance, "How far in the future a commit or upstream time may be before it is rejected as implausible (times before 2005 always are)")
 	fs.VisitAll(func(f *pflag.Flag) {

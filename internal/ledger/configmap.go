@@ -8,6 +8,7 @@ import (
 	"hash/fnv"
 	"maps"
 	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -44,6 +45,7 @@ type ConfigMaps struct {
 	shards     int
 	onBadEntry func(ctx context.Context, shard, key string, err error)
 	writer     string
+	timeout    time.Duration
 
 	mu      sync.RWMutex
 	entries map[string]Entry
@@ -67,6 +69,9 @@ type ConfigMapsOptions struct {
 	Shards int
 	// OnBadEntry, if set, is told of every stored key that does not decode; the key is skipped.
 	OnBadEntry func(ctx context.Context, shard, key string, err error)
+	// Timeout bounds each read and write of a shard (default 30s): an apiserver that stops answering fails the
+	// call, and the apply is retried.
+	Timeout time.Duration
 }
 
 // NewConfigMaps returns a ledger backed by ConfigMaps; call Load before use.
@@ -83,12 +88,15 @@ func NewConfigMaps(opts ConfigMapsOptions) (*ConfigMaps, error) {
 	if opts.Shards <= 0 {
 		opts.Shards = DefaultShards
 	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 30 * time.Second
+	}
 	if opts.OnBadEntry == nil {
 		opts.OnBadEntry = func(context.Context, string, string, error) {}
 	}
 	l := &ConfigMaps{
 		client: opts.Client, reader: opts.Reader, namespace: opts.Namespace, prefix: opts.Prefix, shards: opts.Shards,
-		onBadEntry: opts.OnBadEntry, writer: NewWriterID(),
+		onBadEntry: opts.OnBadEntry, writer: NewWriterID(), timeout: opts.Timeout,
 		entries: map[string]Entry{}, shardOf: map[string]string{}, locks: map[string]*sync.Mutex{},
 		stored: map[string]*corev1.ConfigMap{},
 	}
@@ -214,11 +222,13 @@ func (l *ConfigMaps) write(ctx context.Context, name string, mutate func(*corev1
 			return err
 		}
 		l.dropBadKeys(ctx, cm)
+		cctx, cancel := context.WithTimeout(ctx, l.timeout)
 		if cm.ResourceVersion == "" {
-			err = l.client.Create(ctx, cm)
+			err = l.client.Create(cctx, cm)
 		} else {
-			err = l.client.Update(ctx, cm)
+			err = l.client.Update(cctx, cm)
 		}
+		cancel()
 		switch {
 		case err == nil:
 			l.refresh(ctx, name, cm)
@@ -244,6 +254,8 @@ func (l *ConfigMaps) write(ctx context.Context, name string, mutate func(*corev1
 // read returns the stored shard, or a new empty one when it does not exist.
 func (l *ConfigMaps) read(ctx context.Context, name string) (*corev1.ConfigMap, error) {
 	cm := &corev1.ConfigMap{}
+	ctx, cancel := context.WithTimeout(ctx, l.timeout)
+	defer cancel()
 	err := l.reader.Get(ctx, types.NamespacedName{Namespace: l.namespace, Name: name}, cm)
 	if apierrors.IsNotFound(err) {
 		return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{

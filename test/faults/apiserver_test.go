@@ -2,8 +2,7 @@ package faults_test
 
 import (
 	"bytes"
-	"crypto/tls"
-	"net/http"
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
 )
 
 var (
@@ -40,14 +41,15 @@ func restartAPIServer(t *testing.T) {
 		t.Fatalf("restart kube-apiserver: %v", err)
 	}
 	restarted = cmd
-	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // a local test apiserver
+	// Back means serving the API to an authenticated client, not only answering on its port.
 	deadline := time.Now().Add(time.Minute)
 	for time.Now().Before(deadline) {
-		if resp, err := client.Get(env.Config.Host + "/readyz"); err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
-				return
-			}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		var list corev1.NamespaceList
+		err := env.Client.List(ctx, &list)
+		cancel()
+		if err == nil {
+			return
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
