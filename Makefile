@@ -51,7 +51,7 @@ fuzz: test-assets ## Run each fuzz target for FUZZTIME.
 fuzz-short: ## Run each fuzz target briefly (CI).
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=3s
 
-ci: test verify fuzz-short ## What .ci/run runs: every test, lint, and each fuzz target briefly.
+ci: test verify fuzz-short ## What .ci/run runs: make test, then lint and each fuzz target briefly.
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
