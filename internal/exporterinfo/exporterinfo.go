@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/revision"
 )
 
 // FileName is the name the exporter gives the file at the root of the manifests repository.
@@ -167,14 +169,8 @@ func decodeCommit(raw json.RawMessage) (UpstreamCommit, error) {
 
 // parseSHA accepts a 40 or 64 digit hex SHA in either case and returns it in lowercase.
 func parseSHA(s string) (string, error) {
-	if len(s) != 40 && len(s) != 64 {
-		return "", fmt.Errorf("%w: %s is %d characters", ErrBadHash, quote(s), len(s))
-	}
-	for i := range len(s) {
-		c := s[i]
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
-			return "", fmt.Errorf("%w: %s has a non-hex character at %d", ErrBadHash, quote(s), i)
-		}
+	if !revision.IsSHA(s) {
+		return "", fmt.Errorf("%w: %s (%d characters)", ErrBadHash, revision.Quote(s), len(s))
 	}
 	return strings.ToLower(s), nil
 }
@@ -206,11 +202,11 @@ func parseTime(s string) (time.Time, error) {
 			continue
 		}
 		if t.IsZero() {
-			return time.Time{}, fmt.Errorf("%w: time %s is the zero time", ErrBadTime, quote(s))
+			return time.Time{}, fmt.Errorf("%w: time %s is the zero time", ErrBadTime, revision.Quote(s))
 		}
 		return t, nil
 	}
-	return time.Time{}, fmt.Errorf("%w: time %s is neither RFC 3339 nor %q", ErrBadTime, quote(s), gitDateLayout)
+	return time.Time{}, fmt.Errorf("%w: time %s is neither RFC 3339 nor %q", ErrBadTime, revision.Quote(s), gitDateLayout)
 }
 
 // describeJSONError says what encoding/json rejected without naming this package's Go types.
@@ -249,15 +245,6 @@ func jsonKind(kind reflect.Kind) string {
 		return "array"
 	}
 	return kind.String()
-}
-
-// quote quotes s for an error message, truncated to 100 bytes.
-func quote(s string) string {
-	const max = 100
-	if len(s) <= max {
-		return fmt.Sprintf("%q", s)
-	}
-	return fmt.Sprintf("%q…(%d bytes)", s[:max], len(s))
 }
 
 // Head returns the export's identity in plain form: its upstream head commit, else its newest listed upstream

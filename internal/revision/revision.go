@@ -38,7 +38,7 @@ type Revision struct {
 func Parse(s string) (Revision, error) {
 	r, reason := parse(s)
 	if reason != "" {
-		return Revision{}, fmt.Errorf("%w %s: %s", ErrInvalid, quote(s), reason)
+		return Revision{}, fmt.Errorf("%w %s: %s", ErrInvalid, Quote(s), reason)
 	}
 	return r, nil
 }
@@ -132,6 +132,9 @@ func digestLen(algo string) int {
 	return 0
 }
 
+// IsSHA reports whether s is a full SHA-1 or SHA-256 object name: 40 or 64 hex digits of either case.
+func IsSHA(s string) bool { return isHex(s, 40) || isHex(s, 64) }
+
 // isHex reports whether s is exactly n hex digits of either case.
 func isHex(s string, n int) bool {
 	if len(s) != n {
@@ -146,8 +149,9 @@ func isHex(s string, n int) bool {
 	return true
 }
 
-// quote quotes s for an error message, truncated to maxQuoted bytes on a rune boundary.
-func quote(s string) string {
+// Quote quotes outside text for an error message, truncated to 100 bytes on a rune boundary; every parser of
+// outside data quotes with it.
+func Quote(s string) string {
 	if len(s) <= maxQuoted {
 		return fmt.Sprintf("%q", s)
 	}

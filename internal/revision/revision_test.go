@@ -88,7 +88,7 @@ func TestParseErrors(t *testing.T) {
 			if !strings.Contains(msg, tt.wantInMsg) {
 				t.Errorf("Parse(%q) error %q does not mention %q", tt.in, msg, tt.wantInMsg)
 			}
-			if q := quote(tt.in); !strings.Contains(msg, q) {
+			if q := Quote(tt.in); !strings.Contains(msg, q) {
 				t.Errorf("Parse(%q) error %q does not quote the input as %s", tt.in, msg, q)
 			}
 		})
@@ -112,7 +112,7 @@ func TestParseErrorTruncatesLongInput(t *testing.T) {
 
 func TestQuoteKeepsRunesWhole(t *testing.T) {
 	in := strings.Repeat("a", maxQuoted-1) + "é" + "tail"
-	got := quote(in)
+	got := Quote(in)
 	want := `"` + strings.Repeat("a", maxQuoted-1) + `"…(` + "105 bytes)"
 	if got != want {
 		t.Errorf("quote = %s, want %s", got, want)

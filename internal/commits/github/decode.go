@@ -6,9 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
-	"unicode/utf8"
 
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits"
+
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/revision"
 )
 
 // The decoders below read only the fields the tracker uses, in GitHub's REST shapes, and reject a body that
@@ -98,7 +99,7 @@ func decodeCompare(raw []byte) (compare, error) {
 	switch out.status {
 	case commits.Ahead, commits.Identical, commits.Behind, commits.Diverged:
 	default:
-		return compare{}, badResponse("compare: unknown status %s", quote(*cj.Status))
+		return compare{}, badResponse("compare: unknown status %s", revision.Quote(*cj.Status))
 	}
 	if cj.TotalCommits == nil || *cj.TotalCommits < 0 {
 		return compare{}, badResponse("compare: total_commits missing or negative")
@@ -167,7 +168,7 @@ func decodeContents(raw []byte) (file, error) {
 	case "":
 		f.data = []byte(content)
 	default:
-		return file{}, badResponse("contents: unknown encoding %s", quote(f.encoding))
+		return file{}, badResponse("contents: unknown encoding %s", revision.Quote(f.encoding))
 	}
 	if int64(len(f.data)) != f.size {
 		return file{}, badResponse("contents: %d bytes of content, size says %d", len(f.data), f.size)
@@ -181,7 +182,7 @@ func toCommit(rc *commitJSON) (commits.Commit, error) {
 		return commits.Commit{}, badResponse("commit: null")
 	}
 	if !isSHA(rc.SHA) {
-		return commits.Commit{}, badResponse("commit: sha %s is not a full object name", quote(rc.SHA))
+		return commits.Commit{}, badResponse("commit: sha %s is not a full object name", revision.Quote(rc.SHA))
 	}
 	gc := rc.Commit
 	if gc == nil {
@@ -208,17 +209,4 @@ func toCommit(rc *commitJSON) (commits.Commit, error) {
 		c.Parents = append(c.Parents, parent.SHA)
 	}
 	return c, nil
-}
-
-// quote quotes outside text for an error message, truncated to 64 bytes on a rune boundary.
-func quote(s string) string {
-	const maxQuoted = 64
-	if len(s) <= maxQuoted {
-		return fmt.Sprintf("%q", s)
-	}
-	cut := maxQuoted
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return fmt.Sprintf("%q…(%d bytes)", s[:cut], len(s))
 }

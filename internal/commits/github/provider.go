@@ -36,6 +36,7 @@ import (
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits/bytecache"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/redact"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/revision"
 )
 
 // DefaultBaseURL is the API base URL of github.com.
@@ -244,7 +245,7 @@ func (p *Provider) get(ctx context.Context, u string) ([]byte, *gh.Response, err
 func (p *Provider) Commit(ctx context.Context, repo commits.Repository, sha string) (commits.Commit, error) {
 	key := cacheKey("commit", repo, sha)
 	v, err := p.lookup(ctx, key, key, isSHA(sha), func(ctx context.Context) (any, int64, error) {
-		what := fmt.Sprintf("get commit %s@%s", repo, quote(sha))
+		what := fmt.Sprintf("get commit %s@%s", repo, revision.Quote(sha))
 		raw, _, err := p.get(ctx, fmt.Sprintf("repos/%s/%s/commits/%s", url.PathEscape(repo.Owner), url.PathEscape(repo.Name), escapeRef(sha)))
 		if err != nil {
 			return nil, 0, apiError(ctx, err, "%s", what)
@@ -292,7 +293,7 @@ func (p *Provider) Range(ctx context.Context, repo commits.Repository, base, hea
 
 // fetchRange asks the compare API for page 1 (status and total_commits), then walkPages takes over.
 func (p *Provider) fetchRange(ctx context.Context, repo commits.Repository, base, head string) (commits.Range, error) {
-	what := fmt.Sprintf("compare %s %s...%s", repo, quote(base), quote(head))
+	what := fmt.Sprintf("compare %s %s...%s", repo, revision.Quote(base), revision.Quote(head))
 	page := func(n int) (compare, *gh.Response, error) {
 		u := fmt.Sprintf("repos/%s/%s/compare/%s...%s?page=%d&per_page=%d", url.PathEscape(repo.Owner), url.PathEscape(repo.Name),
 			escapeRef(base), escapeRef(head), n, comparePageSize)
@@ -372,7 +373,7 @@ func (p *Provider) File(ctx context.Context, repo commits.Repository, sha, path 
 	e := v.(fileEntry)
 	switch {
 	case e.missing:
-		return nil, fmt.Errorf("github: %s at %s in %s: %w", quote(path), quote(sha), repo, commits.ErrNotFound)
+		return nil, fmt.Errorf("github: %s at %s in %s: %w", revision.Quote(path), revision.Quote(sha), repo, commits.ErrNotFound)
 	case int64(len(e.data)) > maxBytes:
 		return nil, tooLarge(repo, sha, path, int64(len(e.data)), maxBytes)
 	}
@@ -380,7 +381,7 @@ func (p *Provider) File(ctx context.Context, repo commits.Repository, sha, path 
 }
 
 func (p *Provider) fetchFile(ctx context.Context, repo commits.Repository, sha, path string, maxBytes int64) (fileEntry, error) {
-	what := fmt.Sprintf("get %s at %s in %s", quote(path), quote(sha), repo)
+	what := fmt.Sprintf("get %s at %s in %s", revision.Quote(path), revision.Quote(sha), repo)
 	raw, _, err := p.get(ctx, contentsURL(repo, sha, path))
 	if err != nil {
 		var er *gh.ErrorResponse
@@ -454,7 +455,7 @@ func (b *cappedBuffer) Write(p []byte) (int, error) {
 }
 
 func tooLarge(repo commits.Repository, sha, path string, size, maxBytes int64) error {
-	return fmt.Errorf("github: %s at %s in %s is %d bytes, over the %d byte limit: %w", quote(path), quote(sha), repo, size, maxBytes, ErrTooLarge)
+	return fmt.Errorf("github: %s at %s in %s is %d bytes, over the %d byte limit: %w", revision.Quote(path), revision.Quote(sha), repo, size, maxBytes, ErrTooLarge)
 }
 
 // lookup answers from the cache, else runs fetch once for all concurrent callers with the same flightKey
@@ -547,17 +548,7 @@ func cacheKey(kind string, repo commits.Repository, args ...string) string {
 }
 
 // isSHA reports whether s is a full lower-case SHA-1 or SHA-256 object name: only those name immutable answers.
-func isSHA(s string) bool {
-	if len(s) != 40 && len(s) != 64 {
-		return false
-	}
-	for i := range len(s) {
-		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
-}
+func isSHA(s string) bool { return revision.IsSHA(s) && s == strings.ToLower(s) }
 
 // commitBytes estimates the memory one cached commit holds.
 func commitBytes(c commits.Commit) int64 {

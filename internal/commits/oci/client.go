@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/revision"
 	"io"
 	"log/slog"
 	"net/http"
@@ -192,7 +193,7 @@ func (c *Client) Artifact(ctx context.Context, ref string, digest string) (Artif
 	}
 	tag, dgst, err := ParseArtifactRevision(digest)
 	if err != nil || tag != "" {
-		return Artifact{}, fmt.Errorf("oci: digest %s: %w: want sha256:<64 hex>", quote(digest), ErrInvalid)
+		return Artifact{}, fmt.Errorf("oci: digest %s: %w: want sha256:<64 hex>", revision.Quote(digest), ErrInvalid)
 	}
 	e, err := c.lookup(ctx, repo.Digest(dgst))
 	if err != nil {
@@ -390,7 +391,7 @@ func (c *Client) repository(ref string) (name.Repository, error) {
 	}
 	r, err := name.ParseReference(s, opts...)
 	if err != nil {
-		return name.Repository{}, fmt.Errorf("oci: reference %s: %w: %w", quote(ref), ErrInvalid, err)
+		return name.Repository{}, fmt.Errorf("oci: reference %s: %w: %w", revision.Quote(ref), ErrInvalid, err)
 	}
 	return r.Context(), nil
 }

@@ -3,7 +3,6 @@ package oci
 import (
 	"fmt"
 	"regexp"
-	"unicode/utf8"
 
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/revision"
 )
@@ -20,23 +19,10 @@ func ParseArtifactRevision(rev string) (tag, digest string, err error) {
 		return "", "", fmt.Errorf("oci: artifact revision: %w", err)
 	}
 	if r.Algorithm != revision.SHA256 {
-		return "", "", fmt.Errorf("oci: artifact revision %s: %w: want [<tag>@]sha256:<64 hex>", quote(rev), revision.ErrInvalid)
+		return "", "", fmt.Errorf("oci: artifact revision %s: %w: want [<tag>@]sha256:<64 hex>", revision.Quote(rev), revision.ErrInvalid)
 	}
 	if r.Ref != "" && !tagPattern.MatchString(r.Ref) {
-		return "", "", fmt.Errorf("oci: artifact revision %s: %w: %s is not an OCI tag", quote(rev), revision.ErrInvalid, quote(r.Ref))
+		return "", "", fmt.Errorf("oci: artifact revision %s: %w: %s is not an OCI tag", revision.Quote(rev), revision.ErrInvalid, revision.Quote(r.Ref))
 	}
 	return r.Ref, revision.SHA256 + ":" + r.Digest, nil
-}
-
-// quote quotes s for an error message, truncated to 100 bytes on a rune boundary.
-func quote(s string) string {
-	const maxQuoted = 100
-	if len(s) <= maxQuoted {
-		return fmt.Sprintf("%q", s)
-	}
-	cut := maxQuoted
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return fmt.Sprintf("%q…(%d bytes)", s[:cut], len(s))
 }
