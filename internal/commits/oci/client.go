@@ -20,7 +20,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/flux-commit-tracker/flux-commit-tracker/internal/revision"
 	"io"
 	"log/slog"
 	"net/http"
@@ -40,6 +39,7 @@ import (
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits/bytecache"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/exporterinfo"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/revision"
 )
 
 // ExporterInfoMediaType is the media type of the artifact layer holding exporter-info.json.
