@@ -40,6 +40,7 @@ import (
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits/github"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits/oci"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/controller"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/kubecache"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/ledger"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/redact"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/telemetry"
@@ -265,6 +266,7 @@ func newManager(cfg *rest.Config, opts Options) (ctrl.Manager, controller.HelmAP
 		byObject[&helmv2.HelmRelease{}] = helmReleases
 	}
 	cacheOpts := cache.Options{
+		NewInformer:      kubecache.NewInformer, // back within seconds of an apiserver outage
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject:         byObject,
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/flux"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/redact"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/revision"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/telemetry"
 )
@@ -15,7 +16,30 @@ import (
 // rollouts holds each object's stuck-rollout state for the gauges.
 type rollouts struct {
 	mu     sync.Mutex
-	states map[string]telemetry.RolloutState // by kind/namespace/name
+	states map[string]rollout // by kind/namespace/name
+}
+
+// rollout is one object's gauge state and what it was computed from.
+type rollout struct {
+	state  telemetry.RolloutState
+	inputs rolloutInputs
+}
+
+// rolloutInputs are the facts of a Deployment the gauge state depends on; while they stay the same, so does the state.
+type rolloutInputs struct {
+	revision, sourceRevision, repository, override, provider string
+	failingSince, sourceFetched                              time.Time
+}
+
+func inputsOf(d flux.Deployment) rolloutInputs {
+	return rolloutInputs{revision: d.Revision, sourceRevision: d.SourceRevision, repository: d.RepositoryURL,
+		override: d.RepositoryOverride, provider: d.Provider, failingSince: d.FailingSince, sourceFetched: d.SourceFetched}
+}
+
+func (a rolloutInputs) equal(b rolloutInputs) bool {
+	return a.revision == b.revision && a.sourceRevision == b.sourceRevision && a.repository == b.repository &&
+		a.override == b.override && a.provider == b.provider && a.failingSince.Equal(b.failingSince) &&
+		a.sourceFetched.Equal(b.sourceFetched)
 }
 
 // Rollouts returns every watched object's stuck-rollout state, for the pending-commit-age and
@@ -24,41 +48,53 @@ func (t *Tracker) Rollouts() []telemetry.RolloutState {
 	t.rollouts.mu.Lock()
 	defer t.rollouts.mu.Unlock()
 	out := make([]telemetry.RolloutState, 0, len(t.rollouts.states))
-	for _, s := range t.rollouts.states {
-		out = append(out, s)
+	for _, r := range t.rollouts.states {
+		out = append(out, r.state)
 	}
 	return out
 }
 
 // observeRollout updates d's stuck-rollout state: failing since Flux's Ready=False transition on an unapplied
-// attempt; pending since the oldest commit the source has fetched beyond the applied revision.
+// attempt; pending since the oldest commit the source has fetched beyond the applied revision. An event that
+// changes none of the inputs costs nothing, and only a pending rollout needs a provider.
 func (t *Tracker) observeRollout(ctx context.Context, d flux.Deployment, attrs telemetry.ObjectAttributes, log *slog.Logger) {
-	src, srcErr := t.opts.Providers(ctx, d)
-	if srcErr == nil {
-		attrs.Repository = src.Repository.String()
+	key, in := rolloutKey(d.Kind, d.Namespace, d.Name), inputsOf(d)
+	t.rollouts.mu.Lock()
+	prev, known := t.rollouts.states[key]
+	t.rollouts.mu.Unlock()
+	if known && prev.inputs.equal(in) {
+		return
 	}
 	state := telemetry.RolloutState{Attributes: attrs, FailingSince: d.FailingSince}
-	if srcErr == nil {
-		state.PendingSince = t.pendingSince(ctx, d, src, log)
+	if known && prev.inputs.repository == in.repository && prev.inputs.override == in.override && prev.inputs.provider == in.provider {
+		state.Attributes.Repository = prev.state.Attributes.Repository
+	}
+	if applied, source, pending := pendingRange(d); pending {
+		if src, err := t.opts.Providers(ctx, d); err == nil {
+			state.Attributes.Repository = redact.URL(src.Repository.String())
+			state.PendingSince = t.pendingSince(ctx, d, src, applied, source, log)
+		}
 	}
 	t.rollouts.mu.Lock()
 	defer t.rollouts.mu.Unlock()
 	if t.rollouts.states == nil {
-		t.rollouts.states = map[string]telemetry.RolloutState{}
+		t.rollouts.states = map[string]rollout{}
 	}
-	t.rollouts.states[rolloutKey(d.Kind, d.Namespace, d.Name)] = state
+	t.rollouts.states[key] = rollout{state: state, inputs: in}
+}
+
+// pendingRange returns the applied and fetched revisions when the source has fetched one the object has not applied.
+func pendingRange(d flux.Deployment) (applied, source revision.Revision, pending bool) {
+	applied, errA := revision.Parse(d.Revision)
+	source, errS := revision.Parse(d.SourceRevision)
+	return applied, source, errA == nil && errS == nil && !applied.Equal(source)
 }
 
 func rolloutKey(kind, namespace, name string) string { return kind + "/" + namespace + "/" + name }
 
-// pendingSince is the commit time of the oldest commit in (applied, source revision], or the source's fetch time
-// when the commits cannot be listed; zero when the object has applied what the source has.
-func (t *Tracker) pendingSince(ctx context.Context, d flux.Deployment, src Source, log *slog.Logger) time.Time {
-	applied, errA := revision.Parse(d.Revision)
-	source, errS := revision.Parse(d.SourceRevision)
-	if errA != nil || errS != nil || applied.Equal(source) {
-		return time.Time{}
-	}
+// pendingSince is the commit time of the oldest commit in (applied, source], or the source's fetch time when the
+// commits cannot be listed.
+func (t *Tracker) pendingSince(ctx context.Context, d flux.Deployment, src Source, applied, source revision.Revision, log *slog.Logger) time.Time {
 	rng, err := src.Provider.Range(ctx, src.Repository, applied.Digest, source.Digest)
 	if err == nil {
 		if rng.Status != commits.Ahead || len(rng.Commits) == 0 {

@@ -1,8 +1,12 @@
 package tracker_test
 
 import (
+	"context"
 	"testing"
 	"time"
+
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/flux"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/ledger"
 
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/telemetry"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/tracker"
@@ -59,5 +63,59 @@ func TestRolloutStates(t *testing.T) {
 	}
 	if n := len(f.trk.Rollouts()); n != 0 {
 		t.Errorf("%d rollout states after the object was deleted, want 0", n)
+	}
+}
+
+// countingLedger counts the writes that reach the ledger.
+type countingLedger struct {
+	ledger.Ledger
+	swaps int
+}
+
+func (l *countingLedger) Swap(ctx context.Context, uid string, prev *ledger.Entry, next ledger.Entry) error {
+	l.swaps++
+	return l.Ledger.Swap(ctx, uid, prev, next)
+}
+
+// Events that change neither the revision nor the rollout state (a status message, a resync, a restart's
+// initial list) make no provider call, no Secret read and no ledger write.
+func TestUnchangedEventsCostNothing(t *testing.T) {
+	led := &countingLedger{Ledger: ledger.NewMemory()}
+	providerCalls := 0
+	f := newFixture(t, withLedger(led), func(o *tracker.Options) {
+		inner := o.Providers
+		o.Providers = func(ctx context.Context, d flux.Deployment) (tracker.Source, error) {
+			providerCalls++
+			return inner(ctx, d)
+		}
+	})
+	c0 := f.commit(0, nil)
+	f.baseline("app", c0)
+	c1 := f.commit(100, nil)
+	calls, swaps := providerCalls, led.swaps
+
+	// Up to date: nothing is pending, so no provider is needed at all.
+	upToDate := dep("app", rev(c0), at(10))
+	upToDate.SourceRevision = rev(c0)
+	for range 3 {
+		f.mustProcess(upToDate, tracker.Unchanged)
+	}
+	if providerCalls != calls || led.swaps != swaps {
+		t.Errorf("up to date: %d provider calls, %d ledger writes; want 0, 0", providerCalls-calls, led.swaps-swaps)
+	}
+	f.wantRequests()
+
+	// The source fetched c1: one range lookup for the gauge, then nothing while that stays so.
+	pending := upToDate
+	pending.SourceRevision = rev(c1)
+	for range 3 {
+		f.mustProcess(pending, tracker.Unchanged)
+	}
+	if providerCalls != calls+1 || led.swaps != swaps {
+		t.Errorf("pending: %d provider calls, %d ledger writes; want 1, 0", providerCalls-calls, led.swaps-swaps)
+	}
+	f.wantRequests(comparePath(c0, c1))
+	if s := f.trk.Rollouts(); len(s) != 1 || !s[0].PendingSince.Equal(at(100)) {
+		t.Errorf("rollout states %+v, want one pending since %v", s, at(100))
 	}
 }
