@@ -9,7 +9,7 @@ GOLANGCI_LINT := $(TOOLS_DIR)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 FUZZTIME ?= 30s
 PKGS := ./...
 
-.PHONY: all build test test-assets demo e2e faults lint fuzz fuzz-short verify ci fmt fmt-check vet bench clean
+.PHONY: all build test test-assets demo e2e faults bench-scale lint fuzz fuzz-short verify ci fmt fmt-check vet bench clean
 
 all: build
 
@@ -35,7 +35,13 @@ e2e: test-assets ## Run the end-to-end suite against the real Flux controllers (
 	$(TEST_ENV) $(GO) test -race -count=1 -timeout 20m ./test/e2e/
 
 faults: test-assets ## The full fault suite (kill -9, two writers, leader failover, apiserver restarts, GitHub faults); figures in docs/reliability.md.
-	$(TEST_ENV) FAULTS_FULL=1 $(GO) test -count=1 -v -timeout 40m -run . ./test/faults/ | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|faults_test.go'
+	set -o pipefail; $(TEST_ENV) FAULTS_FULL=1 $(GO) test -count=1 -v -timeout 40m -run . ./test/faults/ | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|faults_test.go'
+
+SCALE_OBJECTS ?= 10000
+SCALE_CHURN ?= 5m
+
+bench-scale: test-assets ## The scale benchmark: SCALE_OBJECTS Kustomizations on a real apiserver, the tracker binary scraped; figures in docs/performance.md.
+	set -o pipefail; $(TEST_ENV) SCALE_OBJECTS=$(SCALE_OBJECTS) SCALE_CHURN=$(SCALE_CHURN) $(GO) test -count=1 -v -timeout 90m -run TestScale ./test/scale/ | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|scale_test.go'
 
 bench: test-assets ## Run the benchmarks recorded in docs/performance.md.
 	$(TEST_ENV) $(GO) test -run '^$$' -bench . -benchmem $(PKGS)

@@ -1,6 +1,7 @@
 package tracker
 
 import (
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -9,8 +10,9 @@ import (
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits"
 )
 
-// busyRetry is how soon an apply turned away by a full provider is tried again.
-const busyRetry = 2 * time.Second
+// busyRetry is about how soon an apply turned away by a full provider is tried again: applies that share a
+// source wait on one lookup, so a slot frees within milliseconds once it answers.
+const busyRetry = 200 * time.Millisecond
 
 // providerSlots bounds the applies in flight per provider kind without ever making a worker wait: a full kind
 // turns the apply away with a short requeue, and the worker serves objects of other kinds.
@@ -33,7 +35,9 @@ func (s *providerSlots) acquire(kind string) (release func(), err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.used[kind] >= s.size {
-		return nil, &commits.RateLimitError{Until: s.clock.Now().Add(busyRetry), Cause: kind + " provider busy"}
+		// Jittered, so a burst turned away together does not come back together.
+		wait := busyRetry + rand.N(busyRetry)
+		return nil, &commits.RateLimitError{Until: s.clock.Now().Add(wait), Cause: kind + " provider busy"}
 	}
 	s.used[kind]++
 	var once sync.Once

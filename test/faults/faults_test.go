@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/flux-commit-tracker/flux-commit-tracker/test/harness"
 )
 
 // report logs the figures docs/reliability.md quotes and fails on any commit recorded twice or missed.
@@ -31,7 +33,7 @@ func TestKillNineDuringRevisions(t *testing.T) {
 	f := newFleet(t, objects)
 	rng := rand.New(rand.NewPCG(1, 7))
 	tr := f.startTracker("tracker-0")
-	tr.waitReady()
+	tr.WaitReady(time.Minute)
 	f.baselined(t)
 	trackers := []*tracker{tr}
 	killAt := map[int]bool{}
@@ -44,12 +46,12 @@ func TestKillNineDuringRevisions(t *testing.T) {
 		}
 		// At a random moment within the next revision's work.
 		time.Sleep(time.Duration(rng.IntN(150)) * time.Millisecond)
-		tr.kill()
+		tr.Kill()
 		tr = f.startTracker("tracker-" + string(rune('a'+len(trackers)%26)))
 		trackers = append(trackers, tr)
 	})
 	if !f.settled(2 * time.Minute) {
-		t.Fatalf("ledger did not reach every object's revision:\n%s", tail(tr.logPath))
+		t.Fatalf("ledger did not reach every object's revision:\n%s", harness.Tail(tr.LogPath))
 	}
 	v := f.judge(trackers...)
 	report(t, "kill -9", v, fmt.Sprintf(" (%d kills, %d objects lost an apply)", kills, v.lostObjects))
@@ -66,8 +68,8 @@ func TestTwoWritersWithoutLeaderElection(t *testing.T) {
 	}
 	f := newFleet(t, objects)
 	a, b := f.startTracker("a"), f.startTracker("b")
-	a.waitReady()
-	b.waitReady()
+	a.WaitReady(time.Minute)
+	b.WaitReady(time.Minute)
 	f.baselined(t)
 	f.drive(rand.New(rand.NewPCG(2, 9)), revisions, nil)
 	if !f.settled(2 * time.Minute) {
@@ -87,8 +89,8 @@ func TestLeaderFailoverWithOverlap(t *testing.T) {
 	}
 	f := newFleet(t, 10)
 	a, b := f.startTracker("a", "--enable-leader-election"), f.startTracker("b", "--enable-leader-election")
-	a.waitReady()
-	b.waitReady()
+	a.WaitReady(time.Minute)
+	b.WaitReady(time.Minute)
 	f.baselined(t)
 	rng := rand.New(rand.NewPCG(3, 11))
 	f.drive(rng, 20, nil)
@@ -101,13 +103,13 @@ func TestLeaderFailoverWithOverlap(t *testing.T) {
 	if len(recorded(t, b)) > len(recorded(t, a)) {
 		leader, standby = b, a
 	}
-	_ = syscall.Kill(-leader.cmd.Process.Pid, syscall.SIGSTOP)
+	leader.Signal(syscall.SIGSTOP)
 	f.drive(rng, 20, nil)
 	if !f.settled(time.Minute) {
 		t.Fatal("the standby did not take over")
 	}
 	f.drive(rng, 5, func(int) {})
-	_ = syscall.Kill(-leader.cmd.Process.Pid, syscall.SIGCONT)
+	leader.Signal(syscall.SIGCONT)
 	f.drive(rng, 20, nil)
 	if !f.settled(time.Minute) {
 		t.Fatal("ledger did not reach every object's revision after the failover")
@@ -121,7 +123,7 @@ func TestAPIServerRestarts(t *testing.T) {
 	}
 	f := newFleet(t, 10)
 	tr := f.startTracker("tracker")
-	tr.waitReady()
+	tr.WaitReady(time.Minute)
 	f.baselined(t)
 	rng := rand.New(rand.NewPCG(4, 13))
 	var resumed []time.Duration
@@ -131,15 +133,15 @@ func TestAPIServerRestarts(t *testing.T) {
 		down := time.Now()
 		f.drive(rng, 5, nil)
 		if !f.settled(90 * time.Second) {
-			t.Fatalf("recording did not resume after an apiserver restart:\n%s", tail(tr.logPath))
+			t.Fatalf("recording did not resume after an apiserver restart:\n%s", harness.Tail(tr.LogPath))
 		}
 		resumed = append(resumed, time.Since(down))
 		if took := time.Since(down); took > time.Minute {
 			t.Errorf("recording resumed %s after the apiserver came back, want within 60s", took.Round(time.Second))
 		}
 	}
-	if !tr.running() {
-		t.Errorf("tracker exited across apiserver restarts:\n%s", tail(tr.logPath))
+	if !tr.Running() {
+		t.Errorf("tracker exited across apiserver restarts:\n%s", harness.Tail(tr.LogPath))
 	}
 	report(t, "apiserver restarts", f.judge(tr), " (resumed after "+durations(resumed)+")")
 }
@@ -147,7 +149,7 @@ func TestAPIServerRestarts(t *testing.T) {
 func TestGitHubFaults(t *testing.T) {
 	f := newFleet(t, 3)
 	tr := f.startTracker("tracker", "--call-timeout", "2s")
-	tr.waitReady()
+	tr.WaitReady(time.Minute)
 	f.baselined(t)
 	type fault struct {
 		name   string
@@ -193,7 +195,7 @@ func TestGitHubFaults(t *testing.T) {
 			}
 		}
 		if !f.settled(time.Minute) {
-			t.Fatalf("%s: not recorded after recovery:\n%s", fl.name, tail(tr.logPath))
+			t.Fatalf("%s: not recorded after recovery:\n%s", fl.name, harness.Tail(tr.LogPath))
 		}
 		if !limitedUntil.IsZero() {
 			reqs := f.gh.Requests()
@@ -203,8 +205,8 @@ func TestGitHubFaults(t *testing.T) {
 				}
 			}
 		}
-		if !tr.running() {
-			t.Fatalf("%s: tracker exited:\n%s", fl.name, tail(tr.logPath))
+		if !tr.Running() {
+			t.Fatalf("%s: tracker exited:\n%s", fl.name, harness.Tail(tr.LogPath))
 		}
 	}
 	got := recorded(t, tr)

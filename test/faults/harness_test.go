@@ -1,19 +1,13 @@
 package faults_test
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -25,8 +19,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits/github/githubtest"
-	"github.com/flux-commit-tracker/flux-commit-tracker/internal/ledger"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/testenv"
+	"github.com/flux-commit-tracker/flux-commit-tracker/test/harness"
 )
 
 // full selects the long runs of `make faults` (FAULTS_FULL=1); `make test` runs the short ones.
@@ -47,11 +41,8 @@ func runSuite(m *testing.M) int {
 		return 1
 	}
 	defer func() { _ = os.RemoveAll(dir) }()
-	binary = filepath.Join(dir, "flux-commit-tracker")
-	build := exec.Command("go", "build", "-o", binary, "github.com/flux-commit-tracker/flux-commit-tracker/cmd/flux-commit-tracker")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build tracker:", err)
+	if binary, err = harness.Build(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	if env, err = testenv.Start(); err != nil {
@@ -193,77 +184,17 @@ func (f *fleet) truth() map[key]time.Duration {
 type key struct{ object, commit string }
 
 // tracker is one flux-commit-tracker process, logging JSON to its own file.
-type tracker struct {
-	t       *testing.T
-	name    string
-	cmd     *exec.Cmd
-	logPath string
-	health  string
-	exited  chan struct{}
-}
+type tracker = harness.Tracker
 
 // startTracker runs the tracker binary against f's namespace with extra flags.
 func (f *fleet) startTracker(name string, extra ...string) *tracker {
 	f.t.Helper()
-	addrs := freeAddrs(f.t, 2)
-	dir := f.t.TempDir()
-	tr := &tracker{t: f.t, name: name, logPath: filepath.Join(dir, "tracker.log"), health: addrs[1], exited: make(chan struct{})}
 	args := append([]string{
 		"--kubeconfig", kubeconfig, "--namespace", f.ns, "--watch-namespace", f.ns,
-		"--github-api-url", f.gh.URL, "--cluster-name", "faults", "--git-cache-dir", filepath.Join(dir, "git"),
-		"--metrics-addr", addrs[0], "--health-addr", addrs[1], "--telemetry-mode", "stdout-logs", "--log-level", "info",
+		"--github-api-url", f.gh.URL, "--cluster-name", "faults", "--git-cache-dir", filepath.Join(f.t.TempDir(), "git"),
+		"--log-level", "info",
 	}, extra...)
-	logFile, err := os.Create(tr.logPath)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	defer func() { _ = logFile.Close() }()
-	tr.cmd = exec.Command(binary, args...)
-	tr.cmd.Env = append(os.Environ(), "GITHUB_TOKEN=faults-token", "KUBECONFIG=")
-	tr.cmd.Stdout, tr.cmd.Stderr = logFile, logFile
-	tr.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := tr.cmd.Start(); err != nil {
-		f.t.Fatal(err)
-	}
-	go func() { _ = tr.cmd.Wait(); close(tr.exited) }()
-	f.t.Cleanup(func() { tr.kill() })
-	return tr
-}
-
-// waitReady waits for /readyz; a standby replica under leader election is ready too.
-func (tr *tracker) waitReady() {
-	tr.t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for time.Now().Before(deadline) {
-		select {
-		case <-tr.exited:
-			tr.t.Fatalf("%s exited during start:\n%s", tr.name, tail(tr.logPath))
-		default:
-		}
-		if resp, err := http.Get("http://" + tr.health + "/readyz"); err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	tr.t.Fatalf("%s not ready:\n%s", tr.name, tail(tr.logPath))
-}
-
-// kill sends SIGKILL: no shutdown, no flush, as a node failure or an OOM kill.
-func (tr *tracker) kill() {
-	_ = syscall.Kill(-tr.cmd.Process.Pid, syscall.SIGKILL)
-	<-tr.exited
-}
-
-func (tr *tracker) running() bool {
-	select {
-	case <-tr.exited:
-		return false
-	default:
-		return true
-	}
+	return harness.Start(f.t, binary, name, args, []string{"GITHUB_TOKEN=faults-token"})
 }
 
 // recorded reads every "commit applied" line the given trackers logged.
@@ -271,25 +202,14 @@ func recorded(t *testing.T, trackers ...*tracker) map[key][]float64 {
 	t.Helper()
 	got := map[key][]float64{}
 	for _, tr := range trackers {
-		f, err := os.Open(tr.logPath)
+		lines, err := tr.Recorded()
 		if err != nil {
 			t.Fatal(err)
 		}
-		sc := bufio.NewScanner(f)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			var line struct {
-				Msg              string  `json:"msg"`
-				Name             string  `json:"name"`
-				Commit           string  `json:"commit"`
-				ReconcileSeconds float64 `json:"reconcile_seconds"`
-			}
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "commit applied" {
-				k := key{line.Name, line.Commit}
-				got[k] = append(got[k], line.ReconcileSeconds)
-			}
+		for _, l := range lines {
+			k := key{l.Name, l.Commit}
+			got[k] = append(got[k], l.ReconcileSeconds)
 		}
-		_ = f.Close()
 	}
 	return got
 }
@@ -302,10 +222,10 @@ func explain(t *testing.T, v verdict, trackers ...*tracker) {
 			break
 		}
 		for _, tr := range trackers {
-			b, _ := os.ReadFile(tr.logPath)
+			b, _ := os.ReadFile(tr.LogPath)
 			for _, line := range strings.Split(string(b), "\n") {
 				if strings.Contains(line, `"name":"`+k.object+`"`) && !strings.Contains(line, "commit applied") {
-					t.Logf("%s lost %s; %s said: %.400s", k.object, k.commit[:7], tr.name, line)
+					t.Logf("%s lost %s; %s said: %.400s", k.object, k.commit[:7], tr.Name, line)
 				}
 			}
 		}
@@ -338,23 +258,15 @@ func quiet(t *testing.T, trackers ...*tracker) map[key][]float64 {
 func (f *fleet) marks() map[string]int {
 	f.t.Helper()
 	out := map[string]int{}
-	for i := range ledger.DefaultShards {
-		var cm corev1.ConfigMap
-		err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: f.ns, Name: ledger.ShardName(ledger.DefaultPrefix, i)}, &cm)
-		if err != nil {
-			continue
-		}
-		for _, raw := range cm.Data {
-			var e ledger.Entry
-			if json.Unmarshal([]byte(raw), &e) != nil {
-				continue
-			}
-			f.mu.Lock()
-			pos, ok := f.index[strings.TrimPrefix(e.Mark(), "main@sha1:")]
-			f.mu.Unlock()
-			if ok {
-				out[e.Name] = pos
-			}
+	entries, err := harness.Ledger(context.Background(), env.Client, f.ns)
+	if err != nil {
+		return out // the apiserver may be restarting
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, e := range entries {
+		if pos, ok := f.index[strings.TrimPrefix(e.Mark(), "main@sha1:")]; ok {
+			out[e.Name] = pos
 		}
 	}
 	return out
@@ -436,38 +348,6 @@ func (f *fleet) judge(trackers ...*tracker) (v verdict) {
 		}
 	}
 	return v
-}
-
-func freeAddrs(t *testing.T, n int) []string {
-	t.Helper()
-	var out []string
-	var lns []net.Listener
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		lns = append(lns, ln)
-		out = append(out, ln.Addr().String())
-	}
-	for _, ln := range lns {
-		_ = ln.Close()
-	}
-	return out
-}
-
-// tail returns the last lines of a tracker log, for failure messages.
-func tail(path string) string {
-	const n = 30
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 // drive pushes revisions and moves random objects forward (and now and then back, then forward again), calling

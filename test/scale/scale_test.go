@@ -1,0 +1,441 @@
+// Package scale_test measures the tracker binary against a real kube-apiserver holding thousands of Flux objects:
+// memory while /metrics is scraped, one push moving many objects on one source, catch-up after a restart, and
+// churn. `make bench-scale` runs it (SCALE_OBJECTS=10000); the figures are in docs/performance.md.
+package scale_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
+	"github.com/fluxcd/pkg/apis/meta"
+	sourcev1 "github.com/fluxcd/source-controller/api/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits/github/githubtest"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/testenv"
+	"github.com/flux-commit-tracker/flux-commit-tracker/test/harness"
+)
+
+// setting reads a positive integer or duration from the environment, else def.
+func setting[T int | time.Duration](name string, def T) T {
+	raw := os.Getenv(name)
+	if raw == "" {
+		return def
+	}
+	var v T
+	switch p := any(&v).(type) {
+	case *int:
+		n, err := strconv.Atoi(raw)
+		if err == nil && n > 0 {
+			*p = n
+		}
+	case *time.Duration:
+		d, err := time.ParseDuration(raw)
+		if err == nil && d > 0 {
+			*p = d
+		}
+	}
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+// cluster is one namespace of Kustomizations and GitRepositories whose repositories live in a fake GitHub; it
+// writes the statuses kustomize-controller writes.
+type cluster struct {
+	t      *testing.T
+	c      client.Client
+	ns     string
+	gh     *githubtest.Server
+	shared *githubtest.Repo
+	repos  map[string]*githubtest.Repo // by GitRepository name
+	t0     time.Time
+
+	mu      sync.Mutex
+	written map[string]time.Time // object/commit → when its applied status was written
+}
+
+func kname(i int) string { return fmt.Sprintf("k-%05d", i) }
+func gname(i int) string { return fmt.Sprintf("g-%05d", i) }
+
+// parallel runs do(i) for i in [0, n) on workers goroutines and fails the test on the first error.
+func parallel(t *testing.T, n, workers int, do func(i int) error) {
+	t.Helper()
+	var (
+		wg    sync.WaitGroup
+		once  sync.Once
+		first error
+	)
+	next := make(chan int)
+	for range workers {
+		wg.Go(func() {
+			for i := range next {
+				if err := do(i); err != nil {
+					once.Do(func() { first = err })
+				}
+			}
+		})
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	if first != nil {
+		t.Fatal(first)
+	}
+}
+
+func (c *cluster) commit(repo *githubtest.Repo, at time.Time) string {
+	return repo.Commit(githubtest.CommitSpec{AuthorTime: at, CommitterTime: at,
+		Files: map[string]string{"app.yaml": "at: " + at.String() + "\n"}})
+}
+
+// create makes GitRepository g and Kustomization k on it, applied at sha.
+func (c *cluster) create(ctx context.Context, k, g, repo, sha string) error {
+	src := &sourcev1.GitRepository{
+		ObjectMeta: metav1.ObjectMeta{Namespace: c.ns, Name: g},
+		Spec:       sourcev1.GitRepositorySpec{URL: "https://github.com/acme/" + repo, Interval: metav1.Duration{Duration: time.Hour}},
+	}
+	if err := c.c.Create(ctx, src); err != nil && !strings.Contains(err.Error(), "already exists") {
+		return fmt.Errorf("create %s: %w", g, err)
+	}
+	obj := &kustomizev1.Kustomization{
+		ObjectMeta: metav1.ObjectMeta{Namespace: c.ns, Name: k},
+		Spec: kustomizev1.KustomizationSpec{Interval: metav1.Duration{Duration: time.Hour}, Path: "./", Prune: true,
+			SourceRef: kustomizev1.CrossNamespaceSourceReference{Kind: sourcev1.GitRepositoryKind, Name: g}},
+	}
+	if err := c.c.Create(ctx, obj); err != nil {
+		return fmt.Errorf("create %s: %w", k, err)
+	}
+	return c.move(ctx, k, sha, time.Now())
+}
+
+// move writes the status kustomize-controller writes after applying sha at applied.
+func (c *cluster) move(ctx context.Context, name, sha string, applied time.Time) error {
+	for attempt := 0; ; attempt++ {
+		var k kustomizev1.Kustomization
+		err := c.c.Get(ctx, client.ObjectKey{Namespace: c.ns, Name: name}, &k)
+		if err == nil {
+			revision := "main@sha1:" + sha
+			k.Status.ObservedGeneration = k.Generation
+			k.Status.LastAppliedRevision, k.Status.LastAttemptedRevision = revision, revision
+			k.Status.Conditions = []metav1.Condition{{
+				Type: meta.ReadyCondition, Status: metav1.ConditionTrue, Reason: meta.ReconciliationSucceededReason,
+				Message: "Applied revision: " + revision, LastTransitionTime: metav1.NewTime(applied), ObservedGeneration: k.Generation,
+			}}
+			err = c.c.Status().Update(ctx, &k)
+		}
+		if err == nil {
+			c.mu.Lock()
+			c.written[name+"/"+sha] = time.Now()
+			c.mu.Unlock()
+			return nil
+		}
+		if attempt > 20 {
+			return fmt.Errorf("move %s: %w", name, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// memory is what the tracker reports of itself on /metrics.
+type memory struct{ heap, rss float64 }
+
+// sample scrapes /metrics: the Go heap in use, the resident set, and the number of the tracker's own series.
+func sample(ctx context.Context, tr *harness.Tracker) (memory, int, error) {
+	body, err := tr.Scrape(ctx)
+	if err != nil {
+		return memory{}, 0, err
+	}
+	var m memory
+	series := 0
+	for _, line := range strings.Split(body, "\n") {
+		switch {
+		case strings.HasPrefix(line, "flux_commit_tracker_"):
+			series++
+		case strings.HasPrefix(line, "go_memstats_heap_inuse_bytes "):
+			m.heap, _ = strconv.ParseFloat(strings.Fields(line)[1], 64)
+		case strings.HasPrefix(line, "process_resident_memory_bytes "):
+			m.rss, _ = strconv.ParseFloat(strings.Fields(line)[1], 64)
+		}
+	}
+	return m, series, nil
+}
+
+// peak scrapes n times, a second apart, and returns the highest heap and RSS seen and the last series count.
+func peak(t *testing.T, tr *harness.Tracker, n int) (memory, int) {
+	t.Helper()
+	var top memory
+	series := 0
+	for range n {
+		m, s, err := sample(t.Context(), tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		top.heap, top.rss, series = max(top.heap, m.heap), max(top.rss, m.rss), s
+		time.Sleep(time.Second)
+	}
+	return top, series
+}
+
+func mib(b float64) string { return fmt.Sprintf("%.0f MiB", b/(1<<20)) }
+
+// waitRecorded waits until tr has logged want "commit applied" lines for which match is true; it returns them.
+func waitRecorded(t *testing.T, tr *harness.Tracker, want int, timeout time.Duration, match func(harness.Applied) bool) []harness.Applied {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		lines, err := tr.Recorded()
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines = slices.DeleteFunc(lines, func(a harness.Applied) bool { return !match(a) })
+		if len(lines) >= want {
+			return lines
+		}
+		if time.Now().After(deadline) || !tr.Running() {
+			t.Fatalf("%d of %d commits recorded:\n%s", len(lines), want, harness.Tail(tr.LogPath))
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// waitBaselined waits until the ledger holds n entries.
+func (c *cluster) waitBaselined(t *testing.T, n int, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		entries, err := harness.Ledger(t.Context(), c.c, c.ns)
+		if err == nil && len(entries) >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d objects baselined (%v)", len(entries), n, err)
+		}
+		time.Sleep(2 * time.Second)
+	}
+}
+
+// percentile returns the p-th percentile of ds (nearest rank).
+func percentile(ds []time.Duration, p float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[min(len(s)-1, int(p*float64(len(s))))]
+}
+
+// TestScale reports, for SCALE_OBJECTS Kustomizations (each on its own GitRepository, SCALE_SHARED of them on
+// one shared source), the figures docs/performance.md records. It fails on a commit recorded twice or missed.
+func TestScale(t *testing.T) {
+	objects := setting("SCALE_OBJECTS", 0)
+	if objects == 0 {
+		t.Skip("set SCALE_OBJECTS (make bench-scale) to run the scale benchmark")
+	}
+	shared := min(setting("SCALE_SHARED", 1000), objects)
+	moved := min(setting("SCALE_RESTART_MOVED", 1000), objects-shared)
+	churnFor, churnRate := setting("SCALE_CHURN", time.Minute), setting("SCALE_CHURN_RATE", 50)
+
+	env, err := testenv.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = env.Stop() }()
+	dir := t.TempDir()
+	binary, err := harness.Build(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig := filepath.Join(dir, "kubeconfig")
+	if err := testenv.WriteKubeconfig(env.Config, kubeconfig, ""); err != nil {
+		t.Fatal(err)
+	}
+	cfg := rest.CopyConfig(env.Config)
+	cfg.QPS = -1 // the harness plays every Flux controller at once: no client-side limit
+	c, err := client.New(cfg, client.Options{Scheme: env.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "scale"}}
+	if err := c.Create(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	gh := githubtest.NewServer()
+	defer gh.Close()
+	cl := &cluster{t: t, c: c, ns: ns.Name, gh: gh, shared: gh.Repo("acme", "shared"), repos: map[string]*githubtest.Repo{},
+		t0: time.Now().Add(-time.Hour).Truncate(time.Second).UTC(), written: map[string]time.Time{}}
+	base := map[int]string{}
+	sharedBase := cl.commit(cl.shared, cl.t0)
+	for i := shared; i < objects; i++ {
+		r := gh.Repo("acme", fmt.Sprintf("r-%05d", i))
+		cl.repos[gname(i)] = r
+		base[i] = cl.commit(r, cl.t0)
+	}
+	start := time.Now()
+	parallel(t, objects, 16, func(i int) error {
+		if i < shared {
+			return cl.create(ctx, kname(i), gname(0), "shared", sharedBase)
+		}
+		return cl.create(ctx, kname(i), gname(i), fmt.Sprintf("r-%05d", i), base[i])
+	})
+	t.Logf("setup: %d Kustomizations and %d GitRepositories created with their statuses in %s",
+		objects, objects-shared+1, time.Since(start).Round(time.Second))
+
+	args := []string{"--kubeconfig", kubeconfig, "--namespace", cl.ns, "--watch-namespace", cl.ns,
+		"--github-api-url", gh.URL, "--cluster-name", "scale", "--git-cache-dir", filepath.Join(dir, "git"), "--log-level", "info"}
+	env0 := []string{"GITHUB_TOKEN=scale-token"}
+
+	// Startup: ready, then every object baselined, while /metrics is scraped.
+	start = time.Now()
+	tr := harness.Start(t, binary, "tracker-1", args, env0)
+	tr.WaitReady(5 * time.Minute)
+	ready := time.Since(start)
+	cl.waitBaselined(t, objects, 10*time.Minute)
+	baselined := time.Since(start)
+	mem, series := peak(t, tr, 5)
+	repos := objects - shared + 1
+	t.Logf("startup: ready after %s, %d objects baselined after %s with %d GitHub calls (exporter-info.json at the baseline, %d repositories); heap %s, RSS %s, %d tracker series on /metrics (scraped every second)",
+		ready.Round(100*time.Millisecond), objects, baselined.Round(time.Second), len(gh.Requests()), repos, mib(mem.heap), mib(mem.rss), series)
+	if n := len(gh.Requests()); n > repos {
+		t.Errorf("baseline made %d GitHub calls, want at most one per repository (%d)", n, repos)
+	}
+
+	// One push moving every object on the shared source.
+	gh.ClearRequests()
+	head := cl.commit(cl.shared, cl.t0.Add(time.Minute))
+	start = time.Now()
+	parallel(t, shared, 16, func(i int) error { return cl.move(ctx, kname(i), head, cl.t0.Add(2*time.Minute)) })
+	writes := time.Since(start)
+	lines := waitRecorded(t, tr, shared, 5*time.Minute, func(a harness.Applied) bool { return a.Commit == head })
+	var lag []time.Duration
+	cl.mu.Lock()
+	for _, l := range lines {
+		lag = append(lag, l.Time.Sub(cl.written[l.Name+"/"+head]))
+	}
+	cl.mu.Unlock()
+	mem, series = peak(t, tr, 3)
+	t.Logf("push: %d objects on one source moved (statuses written in %s): %d GitHub calls, %d samples, status write → sample p50 %s p99 %s; heap %s, RSS %s, %d series",
+		shared, writes.Round(100*time.Millisecond), len(gh.Requests()), len(lines), percentile(lag, 0.5).Round(time.Millisecond),
+		percentile(lag, 0.99).Round(time.Millisecond), mib(mem.heap), mib(mem.rss), series)
+	if len(lines) != shared {
+		t.Errorf("%d samples for %d objects, want exactly one each", len(lines), shared)
+	}
+
+	// Restart with some objects moved while the tracker was down.
+	tr.Kill()
+	gh.ClearRequests()
+	heads := map[string]string{}
+	for i := shared; i < shared+moved; i++ {
+		heads[kname(i)] = cl.commit(cl.repos[gname(i)], cl.t0.Add(time.Minute))
+	}
+	parallel(t, moved, 16, func(j int) error {
+		name := kname(shared + j)
+		return cl.move(ctx, name, heads[name], cl.t0.Add(2*time.Minute))
+	})
+	start = time.Now()
+	tr2 := harness.Start(t, binary, "tracker-2", args, env0)
+	waitRecorded(t, tr2, moved, 10*time.Minute, func(a harness.Applied) bool { return heads[a.Name] == a.Commit })
+	catchUp := time.Since(start)
+	unchangedCalls := 0
+	for _, r := range gh.Requests() {
+		if !movedRepo(r.Path, shared, shared+moved) {
+			unchangedCalls++
+		}
+	}
+	t.Logf("restart: %d of %d objects moved while down, all recorded %s after the start; %d GitHub calls, %d of them for unchanged objects",
+		moved, objects, catchUp.Round(100*time.Millisecond), len(gh.Requests()), unchangedCalls)
+	if unchangedCalls != 0 {
+		t.Errorf("%d GitHub calls for objects that did not move, want 0", unchangedCalls)
+	}
+
+	// Churn: every second, churnRate objects are created, the previous second's are moved, and the ones before
+	// are deleted.
+	mem0, series0 := peak(t, tr2, 2)
+	var batches [][]string
+	maxSeries, maxHeap := series0, mem0.heap
+	gh.ClearRequests()
+	start = time.Now()
+	churned := 0
+	for sec := 0; time.Since(start) < churnFor; sec++ {
+		tick := time.Now()
+		batch := make([]string, churnRate)
+		for j := range batch {
+			batch[j] = fmt.Sprintf("churn-%06d", churned+j)
+		}
+		churned += churnRate
+		at := cl.t0.Add(time.Duration(3+sec) * time.Minute)
+		parallel(t, len(batch), 8, func(j int) error { return cl.create(ctx, batch[j], gname(0), "shared", head) })
+		if len(batches) >= 1 {
+			next := cl.commit(cl.shared, at)
+			prev := batches[len(batches)-1]
+			parallel(t, len(prev), 8, func(j int) error { return cl.move(ctx, prev[j], next, at) })
+		}
+		if len(batches) >= 2 {
+			old := batches[len(batches)-2]
+			parallel(t, len(old), 8, func(j int) error {
+				return client.IgnoreNotFound(c.Delete(ctx, &kustomizev1.Kustomization{ObjectMeta: metav1.ObjectMeta{Namespace: cl.ns, Name: old[j]}}))
+			})
+		}
+		batches = append(batches, batch)
+		if sec%10 == 0 {
+			m, s, err := sample(ctx, tr2)
+			if err == nil {
+				maxSeries, maxHeap = max(maxSeries, s), max(maxHeap, m.heap)
+			}
+		}
+		time.Sleep(time.Until(tick.Add(time.Second)))
+	}
+	churnTook := time.Since(start)
+	time.Sleep(10 * time.Second) // the tracker forgets what was deleted
+	mem1, series1 := peak(t, tr2, 2)
+	t.Logf("churn: %d objects created, moved and deleted in %s (%.0f/s asked): tracker series %d before, at most %d during, %d after; heap %s before, at most %s during, %s after; RSS %s after",
+		churned, churnTook.Round(time.Second), float64(churnRate), series0, maxSeries, series1, mib(mem0.heap), mib(maxHeap), mib(mem1.heap), mib(mem1.rss))
+
+	// Exactly once across both processes.
+	seen := map[string]int{}
+	for _, p := range []*harness.Tracker{tr, tr2} {
+		lines, err := p.Recorded()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range lines {
+			seen[l.Name+"/"+l.Commit]++
+		}
+	}
+	twice := 0
+	for _, n := range seen {
+		if n > 1 {
+			twice++
+		}
+	}
+	t.Logf("exactly once: %d (object, commit) pairs recorded, %d of them more than once", len(seen), twice)
+	if twice != 0 {
+		t.Errorf("%d (object, commit) pairs recorded more than once, want 0", twice)
+	}
+}
+
+// movedRepo reports whether a GitHub API path is about one of the repositories r-from … r-(to-1).
+func movedRepo(path string, from, to int) bool {
+	rest, ok := strings.CutPrefix(path, "/repos/acme/r-")
+	if !ok || len(rest) < 5 {
+		return false
+	}
+	n, err := strconv.Atoi(rest[:5])
+	return err == nil && n >= from && n < to
+}
