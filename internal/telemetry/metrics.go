@@ -35,6 +35,7 @@ const (
 	MetricNotRecorded     = "flux_commit_tracker.range.not-recorded"
 	MetricGitHubCalls     = "flux_commit_tracker.github.calls"
 	MetricGitCalls        = "flux_commit_tracker.git.calls"
+	MetricOverflow        = "flux_commit_tracker.metric.overflow"
 )
 
 // Attribute keys. Object attributes identify the Flux object a sample is about;
@@ -49,6 +50,7 @@ const (
 	AttrStage      = "stage"
 	AttrStatus     = "status"
 	AttrOutcome    = "outcome"
+	AttrMetric     = "metric" // the OTel name of the metric a sample is about
 )
 
 // Other is what an enumerated attribute records when given a value outside its
@@ -122,6 +124,8 @@ type Definition struct {
 	Values map[string][]string
 	// Buckets are a histogram's explicit bucket boundaries.
 	Buckets []float64
+	// FromStore marks a metric the [Store] emits itself rather than one recorded through an instrument.
+	FromStore bool
 }
 
 // LatencyBuckets suit commit latencies from a second to two hours.
@@ -218,6 +222,20 @@ var Definitions = []Definition{
 			OutcomeCacheHit, OutcomeSuccess, OutcomeError, Other,
 		}},
 	},
+	{
+		Name: MetricOverflow, Kind: Counter, Unit: "{point}", FromStore: true,
+		Description: "Collected data points merged into a metric's otel.metric.overflow series because it had reached --metrics-cardinality-limit series, by metric; 0 until the first.",
+		Attributes:  []string{AttrMetric},
+	},
+}
+
+// definition returns the definition of metric name.
+func definition(name string) (Definition, bool) {
+	i := slices.IndexFunc(Definitions, func(d Definition) bool { return d.Name == name })
+	if i < 0 {
+		return Definition{}, false
+	}
+	return Definitions[i], true
 }
 
 func withKey(key string) []string {
@@ -250,10 +268,17 @@ type Metrics struct {
 	commitsRecorded, errors, clockSkew            metric.Int64Counter
 	truncated, notRecorded, githubCalls, gitCalls metric.Int64Counter
 	values                                        map[string]map[string][]string // metric → key → allowed
+
+	// store, from a [MeterProvider], forgets deleted objects' series; nil with any other provider.
+	store *Store
+	// aggregate sums object attributes away at the provider's [Aggregation]; nil keeps them.
+	aggregate attribute.Filter
+	members   *members
 }
 
 // NewMetrics creates every instrument in [Definitions] on mp's meter for
-// [ScopeName].
+// [ScopeName]. With a [MeterProvider], [Metrics.ForgetObject] drops series and
+// the rollout gauges follow its aggregation.
 func NewMetrics(mp metric.MeterProvider) (*Metrics, error) {
 	if mp == nil {
 		return nil, errors.New("telemetry: nil MeterProvider")
@@ -285,6 +310,9 @@ func NewMetrics(mp metric.MeterProvider) (*Metrics, error) {
 	for _, d := range Definitions {
 		m.values[d.Name] = d.Values
 	}
+	if p, ok := mp.(*MeterProvider); ok {
+		m.store, m.aggregate, m.members = p.Store, p.aggregation.filter(), newMembers(p.aggregation)
+	}
 	return m, errors.Join(errs...)
 }
 
@@ -292,6 +320,9 @@ func NewMetrics(mp metric.MeterProvider) (*Metrics, error) {
 func newInstruments(meter metric.Meter, defs []Definition) (map[string]any, error) {
 	inst := make(map[string]any, len(defs))
 	for _, d := range defs {
+		if d.FromStore {
+			continue
+		}
 		var (
 			in  any
 			err error
@@ -324,6 +355,27 @@ func instrument[T any](inst map[string]any, name string, errs *[]error) T {
 	return in
 }
 
+// object is the attribute set of a sample about a, noted as a member of its group.
+func (m *Metrics) object(a ObjectAttributes, extra ...attribute.KeyValue) attribute.Set {
+	set := a.set(extra...)
+	if m.members != nil {
+		m.members.add(a, set)
+	}
+	return set
+}
+
+// ForgetObject drops every series of a deleted Flux object, matched by namespace, kind and name, from /metrics
+// and OTLP export at their next collection. Aggregated to namespace or cluster, a group's series go with its
+// last object. A no-op without a [MeterProvider] and on a nil *Metrics.
+func (m *Metrics) ForgetObject(ctx context.Context, a ObjectAttributes) {
+	if m == nil || m.store == nil {
+		return
+	}
+	if group, last := m.members.remove(a); last {
+		m.store.Forget(ctx, group)
+	}
+}
+
 // enum returns v if it is an allowed value of key on metric name, else Other.
 func (m *Metrics) enum(name, key, v string) attribute.KeyValue {
 	if !slices.Contains(m.values[name][key], v) {
@@ -339,35 +391,35 @@ func (m *Metrics) enum(name, key, v string) attribute.KeyValue {
 // ObserveE2E records upstream commit (or manifests commit) → applied.
 func (m *Metrics) ObserveE2E(ctx context.Context, d time.Duration, a ObjectAttributes) {
 	if m != nil && d >= 0 {
-		m.e2e.Record(ctx, d.Seconds(), metric.WithAttributeSet(a.set()))
+		m.e2e.Record(ctx, d.Seconds(), metric.WithAttributeSet(m.object(a)))
 	}
 }
 
 // ObserveExport records upstream commit → manifests commit.
 func (m *Metrics) ObserveExport(ctx context.Context, d time.Duration, a ObjectAttributes) {
 	if m != nil && d >= 0 {
-		m.export.Record(ctx, d.Seconds(), metric.WithAttributeSet(a.set()))
+		m.export.Record(ctx, d.Seconds(), metric.WithAttributeSet(m.object(a)))
 	}
 }
 
 // ObserveReconcile records manifests commit → applied.
 func (m *Metrics) ObserveReconcile(ctx context.Context, d time.Duration, a ObjectAttributes) {
 	if m != nil && d >= 0 {
-		m.reconcile.Record(ctx, d.Seconds(), metric.WithAttributeSet(a.set()))
+		m.reconcile.Record(ctx, d.Seconds(), metric.WithAttributeSet(m.object(a)))
 	}
 }
 
 // AddCommitsRecorded counts n manifests commits recorded; n <= 0 is ignored.
 func (m *Metrics) AddCommitsRecorded(ctx context.Context, n int, a ObjectAttributes) {
 	if m != nil && n > 0 {
-		m.commitsRecorded.Add(ctx, int64(n), metric.WithAttributeSet(a.set()))
+		m.commitsRecorded.Add(ctx, int64(n), metric.WithAttributeSet(m.object(a)))
 	}
 }
 
 // AddError counts one error; reason is one of the Reason* constants.
 func (m *Metrics) AddError(ctx context.Context, reason string, a ObjectAttributes) {
 	if m != nil {
-		m.errors.Add(ctx, 1, metric.WithAttributeSet(a.set(m.enum(MetricErrors, AttrReason, reason))))
+		m.errors.Add(ctx, 1, metric.WithAttributeSet(m.object(a, m.enum(MetricErrors, AttrReason, reason))))
 	}
 }
 
@@ -375,14 +427,14 @@ func (m *Metrics) AddError(ctx context.Context, reason string, a ObjectAttribute
 // constant).
 func (m *Metrics) AddClockSkew(ctx context.Context, stage string, a ObjectAttributes) {
 	if m != nil {
-		m.clockSkew.Add(ctx, 1, metric.WithAttributeSet(a.set(m.enum(MetricClockSkew, AttrStage, stage))))
+		m.clockSkew.Add(ctx, 1, metric.WithAttributeSet(m.object(a, m.enum(MetricClockSkew, AttrStage, stage))))
 	}
 }
 
 // AddTruncated counts n commits cut by the range cap; n <= 0 is ignored.
 func (m *Metrics) AddTruncated(ctx context.Context, n int, a ObjectAttributes) {
 	if m != nil && n > 0 {
-		m.truncated.Add(ctx, int64(n), metric.WithAttributeSet(a.set()))
+		m.truncated.Add(ctx, int64(n), metric.WithAttributeSet(m.object(a)))
 	}
 }
 
@@ -390,7 +442,7 @@ func (m *Metrics) AddTruncated(ctx context.Context, n int, a ObjectAttributes) {
 // StatusDiverged.
 func (m *Metrics) AddNotRecorded(ctx context.Context, status string, a ObjectAttributes) {
 	if m != nil {
-		m.notRecorded.Add(ctx, 1, metric.WithAttributeSet(a.set(m.enum(MetricNotRecorded, AttrStatus, status))))
+		m.notRecorded.Add(ctx, 1, metric.WithAttributeSet(m.object(a, m.enum(MetricNotRecorded, AttrStatus, status))))
 	}
 }
 
@@ -411,14 +463,14 @@ func (m *Metrics) AddGitCall(ctx context.Context, outcome string) {
 // ObserveFetch records manifests commit → fetched by the Flux source.
 func (m *Metrics) ObserveFetch(ctx context.Context, d time.Duration, a ObjectAttributes) {
 	if m != nil && d >= 0 {
-		m.fetch.Record(ctx, d.Seconds(), metric.WithAttributeSet(a.set()))
+		m.fetch.Record(ctx, d.Seconds(), metric.WithAttributeSet(m.object(a)))
 	}
 }
 
 // ObserveApply records fetched by the Flux source → applied.
 func (m *Metrics) ObserveApply(ctx context.Context, d time.Duration, a ObjectAttributes) {
 	if m != nil && d >= 0 {
-		m.apply.Record(ctx, d.Seconds(), metric.WithAttributeSet(a.set()))
+		m.apply.Record(ctx, d.Seconds(), metric.WithAttributeSet(m.object(a)))
 	}
 }
 
@@ -431,14 +483,33 @@ type RolloutState struct {
 	FailingSince time.Time
 }
 
-// ObserveRollouts reports the stuck-rollout gauges from states at every collection, as ages at now().
+// ObserveRollouts reports the stuck-rollout gauges from states at every
+// collection, as ages at now(). Aggregated, a series reports its oldest object.
 func (m *Metrics) ObserveRollouts(states func() []RolloutState, now func() time.Time) (metric.Registration, error) {
+	type ages struct {
+		set              attribute.Set
+		pending, failing float64
+	}
 	reg, err := m.meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		t := now()
+		var order []*ages
+		group := map[attribute.Distinct]*ages{}
 		for _, s := range states() {
-			set := metric.WithAttributeSet(s.Attributes.set())
-			o.ObserveFloat64(m.pendingAge, age(t, s.PendingSince), set)
-			o.ObserveFloat64(m.failingAge, age(t, s.FailingSince), set)
+			set := s.Attributes.set()
+			if m.aggregate != nil {
+				set, _ = set.Filter(m.aggregate)
+			}
+			g, ok := group[set.Equivalent()]
+			if !ok {
+				g = &ages{set: set}
+				group[set.Equivalent()] = g
+				order = append(order, g)
+			}
+			g.pending, g.failing = max(g.pending, age(t, s.PendingSince)), max(g.failing, age(t, s.FailingSince))
+		}
+		for _, g := range order {
+			o.ObserveFloat64(m.pendingAge, g.pending, metric.WithAttributeSet(g.set))
+			o.ObserveFloat64(m.failingAge, g.failing, metric.WithAttributeSet(g.set))
 		}
 		return nil
 	}, m.pendingAge, m.failingAge)

@@ -1,7 +1,6 @@
 package telemetry
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net/http"
@@ -16,12 +15,32 @@ import (
 	"github.com/prometheus/common/model"
 )
 
-// scrape GETs /metrics in the Prometheus text format.
+// scrape GETs /metrics in the Prometheus text format and parses it.
 func scrape(t *testing.T, h http.Handler) (string, map[string]*dto.MetricFamily) {
+	t.Helper()
+	body := get(t, h, "")
+	p := expfmt.NewTextParser(model.LegacyValidation)
+	fams, err := p.TextToMetricFamilies(strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("parse: %v\n%s", err, body)
+	}
+	return body, fams
+}
+
+// get GETs h, asking for accept when not empty, and returns the body.
+func get(t *testing.T, h http.Handler, accept string) string {
 	t.Helper()
 	srv := httptest.NewServer(h)
 	defer srv.Close()
-	resp, err := http.Get(srv.URL)
+	req, err := http.NewRequest(http.MethodGet, srv.URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if accept != "" {
+		req.Header.Set("Accept", accept)
+	}
+	req.Header.Set("Accept-Encoding", "identity") // gzip costs seconds under -race
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,26 +52,52 @@ func scrape(t *testing.T, h http.Handler) (string, map[string]*dto.MetricFamily)
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("status %d: %s", resp.StatusCode, body)
 	}
-	p := expfmt.NewTextParser(model.LegacyValidation)
-	fams, err := p.TextToMetricFamilies(bytes.NewReader(body))
+	return string(body)
+}
+
+// setupMetrics runs Setup for cfg, shut down when t ends, and builds Metrics on its provider.
+func setupMetrics(t *testing.T, cfg Config) (*Telemetry, *Metrics) {
+	t.Helper()
+	tel, err := Setup(context.Background(), cfg)
 	if err != nil {
-		t.Fatalf("parse: %v\n%s", err, body)
+		t.Fatal(err)
 	}
-	return string(body), fams
+	t.Cleanup(func() { _ = tel.Shutdown(context.Background()) })
+	m, err := NewMetrics(tel.MeterProvider)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tel, m
+}
+
+// checkLabels fails unless every series of fam has the labels of exactly the attribute keys.
+func checkLabels(t *testing.T, fam *dto.MetricFamily, keys []string) {
+	t.Helper()
+	var want []string
+	for _, k := range keys {
+		l, err := PrometheusLabel(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, l)
+	}
+	slices.Sort(want)
+	for _, mt := range fam.GetMetric() {
+		var got []string
+		for _, lp := range mt.GetLabel() {
+			got = append(got, lp.GetName())
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: labels %v, want %v", fam.GetName(), got, want)
+		}
+	}
 }
 
 // TestPrometheusExport scrapes the real exporter and checks its names against
 // PrometheusName, so the README table is what /metrics serves.
 func TestPrometheusExport(t *testing.T) {
-	tel, err := Setup(context.Background(), Config{Stdout: io.Discard, ServiceVersion: "v1.2.3", ClusterName: "prod-eu"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = tel.Shutdown(context.Background()) }()
-	m, err := NewMetrics(tel.MeterProvider)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tel, m := setupMetrics(t, Config{Stdout: io.Discard, ServiceVersion: "v1.2.3", ClusterName: "prod-eu"})
 	ctx := context.Background()
 	m.ObserveE2E(ctx, 90*time.Second, obj)
 	m.ObserveExport(ctx, 30*time.Second, obj)
@@ -117,25 +162,7 @@ func TestPrometheusExport(t *testing.T) {
 		if fam.GetType() != types[d.Kind] {
 			t.Errorf("%s: type %v, want %v", name, fam.GetType(), types[d.Kind])
 		}
-		var want []string
-		for _, k := range d.Attributes {
-			l, err := PrometheusLabel(k)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want = append(want, l)
-		}
-		slices.Sort(want)
-		for _, mt := range fam.GetMetric() {
-			var got []string
-			for _, lp := range mt.GetLabel() {
-				got = append(got, lp.GetName())
-			}
-			slices.Sort(got)
-			if !slices.Equal(got, want) {
-				t.Errorf("%s: labels %v, want %v", name, got, want)
-			}
-		}
+		checkLabels(t, fam, d.Attributes)
 	}
 
 	// target_info carries the resource.

@@ -41,6 +41,11 @@ var readmeNotes = []string{
 	"`flux.kind` is the Flux object's kind (`Kustomization`, `HelmRelease`), `flux.name` its name. " +
 		"An attribute value the tracker lacks is recorded as an empty string, which Prometheus treats as no label.",
 	"Commit SHAs are never labels: find them in traces, logs and exemplars (exemplars need the OpenMetrics format).",
+	"`--metrics-aggregation namespace` sums each metric over `flux.kind`, `flux.name` and `vcs.repository.url.full`, " +
+		"dropping those labels (the rollout gauges then report the namespace's oldest object); `cluster` drops `k8s.namespace.name` too.",
+	"A metric keeps at most `--metrics-cardinality-limit` series (default 20000, its overflow series included); past it new series merge into one " +
+		"labelled only `otel_metric_overflow=\"true\"`, a warning names the metric once, and `flux_commit_tracker_metric_overflow_total` counts it. " +
+		"The series of a deleted Flux object leave `/metrics` and OTLP at their next collection.",
 	"`/metrics` also serves `target_info`, the OTel resource (`service.name`, `service.version`, `k8s.cluster.name`); " +
 		"the `otel_scope_*` labels are left out, as every metric comes from one scope.",
 }

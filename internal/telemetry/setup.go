@@ -61,35 +61,13 @@ func (m Mode) StdoutAll() bool { return strings.HasPrefix(string(m), "stdout-all
 func (m Mode) String() string { return string(m) }
 
 // Set implements pflag.Value.
-func (m *Mode) Set(s string) error {
-	v, err := ParseMode(s)
-	if err != nil {
-		return err
-	}
-	*m = v
-	return nil
-}
+func (m *Mode) Set(s string) error { return setEnum(m, ParseMode, s) }
 
 // Type implements pflag.Value.
 func (m Mode) Type() string { return "mode" }
 
 // ParseMode parses a telemetry mode.
-func ParseMode(s string) (Mode, error) {
-	for _, m := range Modes {
-		if strings.EqualFold(strings.TrimSpace(s), string(m)) {
-			return m, nil
-		}
-	}
-	return "", fmt.Errorf("invalid telemetry mode %q: must be one of %s", s, joinModes())
-}
-
-func joinModes() string {
-	s := make([]string, len(Modes))
-	for i, m := range Modes {
-		s[i] = string(m)
-	}
-	return strings.Join(s, ", ")
-}
+func ParseMode(s string) (Mode, error) { return parseEnum("telemetry mode", s, Modes) }
 
 var logLevels = []struct {
 	name  string
@@ -127,6 +105,8 @@ type Config struct {
 	Stdout io.Writer
 	// IsTerminal picks a text log handler over JSON.
 	IsTerminal bool
+	// MetricsConfig sizes the metric series.
+	MetricsConfig
 }
 
 // DefaultConfig is the configuration BindFlags starts from.
@@ -137,18 +117,26 @@ func DefaultConfig() Config {
 		Insecure:    true,
 		LogLevel:    "info",
 		ServiceName: "flux-commit-tracker",
+		MetricsConfig: MetricsConfig{
+			CardinalityLimit: DefaultCardinalityLimit,
+			Aggregation:      AggregateObject,
+		},
 	}
 }
 
 // BindFlags registers the telemetry flags, defaulting to c's values.
 func (c *Config) BindFlags(fs *pflag.FlagSet) {
-	fs.Var(&c.Mode, "telemetry-mode", "Telemetry mode: "+joinModes())
+	fs.Var(&c.Mode, "telemetry-mode", "Telemetry mode: "+joinEnum(Modes))
 	fs.StringVar(&c.Endpoint, "telemetry-endpoint", c.Endpoint, "OTLP gRPC endpoint (host:port)")
 	fs.BoolVar(&c.Insecure, "telemetry-insecure", c.Insecure, "Use an insecure (plaintext) OTLP connection")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "Log level: trace, debug, info, warn, error")
+	fs.IntVar(&c.CardinalityLimit, "metrics-cardinality-limit", c.CardinalityLimit,
+		"Most series one metric keeps; past it new series merge into one otel_metric_overflow=\"true\" series, logged once and counted by "+MetricOverflow)
+	fs.Var(&c.Aggregation, "metrics-aggregation",
+		"Level of the per-object metric series: object, namespace (kind, name and repository summed away) or cluster (the namespace too)")
 }
 
-// Validate checks the mode and log level.
+// Validate checks the mode, log level, cardinality limit and aggregation level.
 func (c *Config) Validate() error {
 	var errs []error
 	if c.Mode != "" {
@@ -161,13 +149,17 @@ func (c *Config) Validate() error {
 			errs = append(errs, err)
 		}
 	}
+	if err := c.MetricsConfig.withDefaults().Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
 // Telemetry is what [Setup] builds. The providers are not installed as
 // OpenTelemetry globals; pass them on (or set the globals in main).
 type Telemetry struct {
-	Logger         *slog.Logger
+	Logger *slog.Logger
+	// MeterProvider is a *[MeterProvider]: [NewMetrics] on it forgets deleted objects' series.
 	MeterProvider  metric.MeterProvider
 	TracerProvider trace.TracerProvider
 	// MetricsHandler serves Gatherer in the Prometheus text format, or
@@ -229,12 +221,6 @@ func Setup(ctx context.Context, cfg Config) (_ *Telemetry, err error) {
 	}
 	shutdowns = append(shutdowns, tp.Shutdown)
 
-	mp, gatherer, err := newMeterProvider(ctx, cfg, mode, res, stdout)
-	if err != nil {
-		return nil, err
-	}
-	shutdowns = append(shutdowns, mp.Shutdown)
-
 	var handlers []slog.Handler
 	if mode.StdoutLogs() {
 		opts := &slog.HandlerOptions{Level: level, ReplaceAttr: replaceLevel}
@@ -254,6 +240,12 @@ func Setup(ctx context.Context, cfg Config) (_ *Telemetry, err error) {
 		handlers = append(handlers, levelHandler{level, bridge})
 	}
 	logger := slog.New(redact.Handler(slog.NewMultiHandler(handlers...)))
+
+	mp, gatherer, mpShutdown, err := newMeterProvider(ctx, cfg, mode, res, stdout, logger)
+	if err != nil {
+		return nil, err
+	}
+	shutdowns = append(shutdowns, mpShutdown)
 
 	var (
 		once    sync.Once

@@ -113,6 +113,35 @@ func TestBindFlags(t *testing.T) {
 	}
 }
 
+func TestBindMetricsFlags(t *testing.T) {
+	cfg := DefaultConfig()
+	if cfg.CardinalityLimit != DefaultCardinalityLimit || cfg.Aggregation != AggregateObject {
+		t.Errorf("defaults = %+v", cfg.MetricsConfig)
+	}
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	cfg.BindFlags(fs)
+	if err := fs.Parse([]string{"--metrics-cardinality-limit=50000", "--metrics-aggregation=Namespace"}); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.CardinalityLimit != 50000 || cfg.Aggregation != AggregateNamespace {
+		t.Errorf("cfg = %+v", cfg.MetricsConfig)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Error(err)
+	}
+	err := fs.Parse([]string{"--metrics-aggregation=pod"})
+	if err == nil || !strings.Contains(err.Error(), "must be one of object, namespace, cluster") {
+		t.Errorf("bad level: %v", err)
+	}
+	cfg.CardinalityLimit = -1
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "--metrics-cardinality-limit") {
+		t.Errorf("negative limit: %v", err)
+	}
+	if _, err := Setup(context.Background(), Config{MetricsConfig: MetricsConfig{Aggregation: "pod"}}); err == nil {
+		t.Error("Setup took a bad aggregation")
+	}
+}
+
 func TestSetupRejectsBadConfig(t *testing.T) {
 	for _, cfg := range []Config{{Mode: "loud"}, {LogLevel: "loud"}} {
 		if _, err := Setup(context.Background(), cfg); err == nil {
@@ -315,6 +344,7 @@ type collector struct {
 
 	mu                   sync.Mutex
 	spans, metrics, logs []string // names / bodies received
+	temporality          []string // of each histogram received
 	resourceAttrs        map[string]string
 }
 
@@ -350,6 +380,9 @@ func (m metricsServer) Export(ctx context.Context, req *colmetrics.ExportMetrics
 		for _, sm := range rm.GetScopeMetrics() {
 			for _, x := range sm.GetMetrics() {
 				m.metrics = append(m.metrics, x.GetName())
+				if h := x.GetHistogram(); h != nil {
+					m.temporality = append(m.temporality, h.GetAggregationTemporality().String())
+				}
 			}
 		}
 	}
@@ -404,8 +437,11 @@ func TestSetupOTLPCollector(t *testing.T) {
 	if strings.Join(c.spans, ",") != "reconcile" {
 		t.Errorf("spans = %v", c.spans)
 	}
-	if strings.Join(c.metrics, ",") != MetricReconcile {
+	if strings.Join(c.metrics, ",") != MetricReconcile+","+MetricOverflow {
 		t.Errorf("metrics = %v", c.metrics)
+	}
+	if strings.Join(c.temporality, ",") != "AGGREGATION_TEMPORALITY_CUMULATIVE" {
+		t.Errorf("histogram temporality = %v, want cumulative", c.temporality)
 	}
 	if strings.Join(c.logs, ",") != "recorded" { // debug filtered out
 		t.Errorf("logs = %v", c.logs)

@@ -106,9 +106,10 @@ func (t *Tracker) pendingSince(ctx context.Context, d flux.Deployment, src Sourc
 	return d.SourceFetched
 }
 
-// forgetRollout drops a deleted object's state.
-func (t *Tracker) forgetRollout(kind, namespace, name string) {
+// forgetObject drops a deleted object's gauge state and its series.
+func (t *Tracker) forgetObject(ctx context.Context, kind, namespace, name string) {
 	t.rollouts.mu.Lock()
-	defer t.rollouts.mu.Unlock()
 	delete(t.rollouts.states, rolloutKey(kind, namespace, name))
+	t.rollouts.mu.Unlock()
+	t.opts.Recorder.ForgetObject(ctx, telemetry.ObjectAttributes{Cluster: t.opts.ClusterName, Namespace: namespace, Kind: kind, Name: name})
 }

@@ -64,6 +64,10 @@ func TestRolloutStates(t *testing.T) {
 	if n := len(f.trk.Rollouts()); n != 0 {
 		t.Errorf("%d rollout states after the object was deleted, want 0", n)
 	}
+	// Its series go too: the deleted object's recorded commit no longer shows.
+	if got := f.metrics(); got[kRecorded] != 0 || got[kReconcileCount] != 0 {
+		t.Errorf("series after the object was deleted: %v; want none of its samples", got)
+	}
 }
 
 // countingLedger counts the writes that reach the ledger.

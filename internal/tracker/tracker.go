@@ -60,6 +60,8 @@ type Recorder interface {
 	AddClockSkew(ctx context.Context, stage string, a telemetry.ObjectAttributes)
 	AddTruncated(ctx context.Context, n int, a telemetry.ObjectAttributes)
 	AddNotRecorded(ctx context.Context, status string, a telemetry.ObjectAttributes)
+	// ForgetObject drops every series of a deleted object.
+	ForgetObject(ctx context.Context, a telemetry.ObjectAttributes)
 }
 
 // ProviderFor returns the commit provider and repository of a Deployment; Providers.For is the usual one.
@@ -580,9 +582,9 @@ func (t *Tracker) emit(commitCtx map[string]context.Context, samples []latency.S
 	}
 }
 
-// Forget drops the ledger entries of a deleted object.
+// Forget drops the ledger entries, gauge state and metric series of a deleted object.
 func (t *Tracker) Forget(ctx context.Context, kind, namespace, name string) error {
-	t.forgetRollout(kind, namespace, name)
+	t.forgetObject(ctx, kind, namespace, name)
 	return t.Prune(ctx, func(_ string, e ledger.Entry) (bool, error) {
 		return e.Kind != kind || e.Namespace != namespace || e.Name != name, nil
 	})
@@ -599,7 +601,7 @@ func (t *Tracker) Prune(ctx context.Context, exists func(uid string, e ledger.En
 		if ok {
 			continue
 		}
-		t.forgetRollout(e.Kind, e.Namespace, e.Name)
+		t.forgetObject(ctx, e.Kind, e.Namespace, e.Name)
 		if err := t.opts.Ledger.Delete(ctx, uid); err != nil {
 			return fmt.Errorf("forget %s %s/%s: %w", e.Kind, e.Namespace, e.Name, err)
 		}

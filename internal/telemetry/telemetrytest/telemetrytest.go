@@ -27,9 +27,9 @@ import (
 // Telemetry is a telemetry.Telemetry backed by in-memory readers.
 type Telemetry struct {
 	*telemetry.Telemetry
-	// Metrics records into MeterProvider.
+	// Metrics records into MeterProvider; its ForgetObject works as in the controller.
 	Metrics *telemetry.Metrics
-	// Reader collects MeterProvider's metrics on demand.
+	// Reader collects MeterProvider's metrics on demand, cumulative, from its Store as an exporter does.
 	Reader *sdkmetric.ManualReader
 	// Spans holds every ended span (exported synchronously).
 	Spans *tracetest.InMemoryExporter
@@ -37,21 +37,31 @@ type Telemetry struct {
 	logs *syncBuffer
 }
 
-// New builds a Telemetry logging JSON at trace level into memory; it is shut
-// down when tb ends.
+// New builds a Telemetry logging JSON at trace level into memory, with the
+// default metric limit and aggregation; it is shut down when tb ends.
 func New(tb testing.TB) *Telemetry {
 	tb.Helper()
-	reader := sdkmetric.NewManualReader()
-	reg := prometheus.NewRegistry()
-	prom, err := otelprom.New(otelprom.WithRegisterer(reg), otelprom.WithoutScopeInfo())
+	return NewWith(tb, telemetry.MetricsConfig{})
+}
+
+// NewWith is New with the cardinality limit and aggregation of cfg.
+func NewWith(tb testing.TB, cfg telemetry.MetricsConfig) *Telemetry {
+	tb.Helper()
+	logs := &syncBuffer{}
+	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: telemetry.LevelTrace}))
+	mp, err := telemetry.NewMeterProvider(cfg, logger)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader), sdkmetric.WithReader(prom))
+	reader := sdkmetric.NewManualReader(sdkmetric.WithProducer(mp.Store))
+	reg := prometheus.NewRegistry()
+	prom, err := otelprom.New(otelprom.WithRegisterer(reg), otelprom.WithoutScopeInfo(), otelprom.WithProducer(mp.Store))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	export := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader), sdkmetric.WithReader(prom))
 	spans := tracetest.NewInMemoryExporter()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(spans), sdktrace.WithIDGenerator(telemetry.IDGenerator()))
-	logs := &syncBuffer{}
-	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: telemetry.LevelTrace}))
 
 	m, err := telemetry.NewMetrics(mp)
 	if err != nil {
@@ -65,7 +75,7 @@ func New(tb testing.TB) *Telemetry {
 			MetricsHandler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 			Gatherer:       reg,
 			Shutdown: func(ctx context.Context) error {
-				return errors.Join(tp.Shutdown(ctx), mp.Shutdown(ctx))
+				return errors.Join(tp.Shutdown(ctx), export.Shutdown(ctx), mp.Shutdown(ctx))
 			},
 		},
 		Metrics: m,
