@@ -2,41 +2,47 @@ package ledger
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"maps"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 const (
-	// DefaultShards spreads entries over enough ConfigMaps that 10,000 objects stay far below the 1 MiB limit.
-	DefaultShards = 32
-	// DefaultPrefix names the shard ConfigMaps: DefaultPrefix-00, DefaultPrefix-01, ...
+	// DefaultShards spreads entries over enough ConfigMaps that one holding 10,000 objects is a few KB: a write
+	// rewrites one shard, so its size is what a moved object costs.
+	DefaultShards = 256
+	// DefaultPrefix names the shard ConfigMaps: DefaultPrefix-00, DefaultPrefix-01, ... DefaultPrefix-255.
 	DefaultPrefix = "flux-commit-tracker-ledger"
 	// LabelKey marks the ConfigMaps that hold ledger shards.
 	LabelKey = "flux-commit-tracker.io/ledger"
 	labelVal = "v1"
 	// MaxEntryBytes bounds one encoded entry; a larger stored value is skipped as bad, a larger new one refused.
 	MaxEntryBytes = 2048
+	// legacyShards is the shard count of the earlier layout; Load also reads those names and moves what they hold.
+	legacyShards = 32
 	// maxWriteAttempts bounds the re-reads of one write that keeps meeting concurrent writers.
 	maxWriteAttempts = 16
+	// loadConcurrency bounds the shard reads and writes Load has in flight; the client's rate limit still applies.
+	loadConcurrency = 8
 )
 
 // ShardName is the name of shard i under prefix.
 func ShardName(prefix string, i int) string { return fmt.Sprintf("%s-%02d", prefix, i) }
 
 // ConfigMaps is a Ledger stored in sharded ConfigMaps in one namespace. Every write is a compare-and-set: the
-// shard's resourceVersion guards the write, and after a conflict the shard is re-read, memory refreshed and the
-// entry compared again with the one the caller decided from.
+// shard's resourceVersion guards the write, and after a conflict the shard is re-read, memory refreshed and each
+// entry compared again with the one its caller decided from. Swaps to one shard that wait at the same time are
+// written together, in one Update, each with its own verdict.
 type ConfigMaps struct {
 	client     client.Client
 	reader     client.Reader
@@ -46,12 +52,14 @@ type ConfigMaps struct {
 	onBadEntry func(ctx context.Context, shard, key string, err error)
 	writer     string
 	timeout    time.Duration
+	window     time.Duration
+	clock      clock.Clock
 
 	mu      sync.RWMutex
 	entries map[string]Entry
-	shardOf map[string]string // uid → ConfigMap name holding it
-	locks   map[string]*sync.Mutex
-	// stored holds the last written or read version of each shard, so a write is one Update.
+	held    map[string]map[string]struct{} // shard → uids memory holds from it
+	queues  map[string]*queue
+	// stored holds the last written or read version of each shard, so a write is one Update (or Create).
 	stored map[string]*corev1.ConfigMap
 }
 
@@ -65,13 +73,20 @@ type ConfigMapsOptions struct {
 	// Namespace holds the shards; Prefix names them (default DefaultPrefix).
 	Namespace string
 	Prefix    string
-	// Shards is the number of ConfigMaps entries are spread over (default DefaultShards).
+	// Shards is the number of ConfigMaps entries are spread over (default DefaultShards). Every process sharing
+	// the ledger must use the same count; Load moves entries stored under another count of up to max(Shards, 32).
 	Shards int
 	// OnBadEntry, if set, is told of every stored key that does not decode; the key is skipped.
 	OnBadEntry func(ctx context.Context, shard, key string, err error)
 	// Timeout bounds each read and write of a shard (default 30s): an apiserver that stops answering fails the
 	// call, and the apply is retried.
 	Timeout time.Duration
+	// BatchWindow is how long a write waits for more Swaps and Deletes to its shard before the shard is written
+	// (default 0: at once). Whatever the window, those that arrive while a write of their shard is in flight go
+	// together in the next one.
+	BatchWindow time.Duration
+	// Clock times BatchWindow (default the real clock).
+	Clock clock.Clock
 }
 
 // NewConfigMaps returns a ledger backed by ConfigMaps; call Load before use.
@@ -91,32 +106,21 @@ func NewConfigMaps(opts ConfigMapsOptions) (*ConfigMaps, error) {
 	if opts.Timeout <= 0 {
 		opts.Timeout = 30 * time.Second
 	}
+	if opts.BatchWindow < 0 {
+		opts.BatchWindow = 0
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.RealClock{}
+	}
 	if opts.OnBadEntry == nil {
 		opts.OnBadEntry = func(context.Context, string, string, error) {}
 	}
-	l := &ConfigMaps{
+	return &ConfigMaps{
 		client: opts.Client, reader: opts.Reader, namespace: opts.Namespace, prefix: opts.Prefix, shards: opts.Shards,
-		onBadEntry: opts.OnBadEntry, writer: NewWriterID(), timeout: opts.Timeout,
-		entries: map[string]Entry{}, shardOf: map[string]string{}, locks: map[string]*sync.Mutex{},
+		onBadEntry: opts.OnBadEntry, writer: NewWriterID(), timeout: opts.Timeout, window: opts.BatchWindow, clock: opts.Clock,
+		entries: map[string]Entry{}, held: map[string]map[string]struct{}{}, queues: map[string]*queue{},
 		stored: map[string]*corev1.ConfigMap{},
-	}
-	for i := range opts.Shards {
-		l.locks[ShardName(l.prefix, i)] = &sync.Mutex{}
-	}
-	return l, nil
-}
-
-// Load reads every shard by name (the tracker may get only its own ConfigMaps); a missing shard is empty.
-func (l *ConfigMaps) Load(ctx context.Context) error {
-	for i := range l.shards {
-		name := ShardName(l.prefix, i)
-		cm, err := l.read(ctx, name)
-		if err != nil {
-			return err
-		}
-		l.refresh(ctx, name, cm)
-	}
-	return nil
+	}, nil
 }
 
 // Get returns the entry for uid.
@@ -144,111 +148,247 @@ func (l *ConfigMaps) Entries() map[string]Entry {
 // Put stores e for uid whatever is stored.
 func (l *ConfigMaps) Put(ctx context.Context, uid string, e Entry) error { return Put(ctx, l, uid, e) }
 
-// Swap writes next for uid if the stored entry is still prev; an unchanged entry is not written again.
+// Swap writes next for uid if the stored entry is still prev; an unchanged entry is not written again. It returns
+// once the shard holding next is written, or ctx ends.
 func (l *ConfigMaps) Swap(ctx context.Context, uid string, prev *Entry, next Entry) error {
 	next.Writer = l.writer
-	raw, err := json.Marshal(next)
+	raw, err := encode(uid, next)
 	if err != nil {
-		return fmt.Errorf("ledger: encode entry for %s: %w", uid, err)
+		return err
 	}
-	if len(raw) > MaxEntryBytes {
-		return fmt.Errorf("ledger: entry for %s is %d bytes, over the %d-byte limit", uid, len(raw), MaxEntryBytes)
-	}
-	return l.write(ctx, l.shardFor(uid), func(cm *corev1.ConfigMap) (bool, error) {
-		stored, ok, _ := decode(cm.Data[uid])
-		if landed(stored, ok, next) {
-			return false, nil // an earlier write of this decision went through though its answer was lost
-		}
-		if !matches(stored, ok, prev) {
-			return false, fmt.Errorf("ledger: entry %s in %s/%s: %w", uid, l.namespace, cm.Name, ErrConflict)
-		}
-		if ok && stored.Equal(next) {
-			return false, nil
-		}
-		cm.Data[uid] = string(raw)
-		return true, nil
-	})
+	return l.submit(ctx, l.home(uid), &op{uid: uid, prev: prev, next: next, raw: raw})
 }
 
 // Delete removes the entry for uid from its shard.
 func (l *ConfigMaps) Delete(ctx context.Context, uid string) error {
-	l.mu.RLock()
-	name, placed := l.shardOf[uid]
-	l.mu.RUnlock()
-	if !placed {
+	if _, ok := l.Get(uid); !ok {
 		return nil
 	}
-	return l.write(ctx, name, func(cm *corev1.ConfigMap) (bool, error) {
-		if _, ok := cm.Data[uid]; !ok {
-			return false, nil
-		}
-		delete(cm.Data, uid)
-		return true, nil
-	})
+	return l.submit(ctx, l.home(uid), &op{uid: uid, del: true})
 }
 
-// write applies mutate to the shard and stores it: one Update from the cached version; after a conflict the
-// shard is re-read, memory refreshed and mutate asked again. A deleted shard is created again.
-func (l *ConfigMaps) write(ctx context.Context, name string, mutate func(*corev1.ConfigMap) (bool, error)) error {
-	l.mu.Lock()
-	lock := l.locks[name]
-	if lock == nil {
-		lock = &sync.Mutex{}
-		l.locks[name] = lock
-	}
-	cached := l.stored[name]
-	l.mu.Unlock()
-	lock.Lock()
-	defer lock.Unlock()
+// op is one change waiting for its shard's next write.
+type op struct {
+	uid  string
+	del  bool // remove uid; otherwise store next (encoded as raw) if the stored entry is prev
+	prev *Entry
+	next Entry
+	raw  string
 
-	var cm *corev1.ConfigMap
-	if cached != nil {
-		cm = cached.DeepCopy()
-	} else {
-		var err error
-		if cm, err = l.read(ctx, name); err != nil {
-			return err
+	ctx       context.Context
+	done      chan error
+	abandoned atomic.Bool
+}
+
+// apply makes the change of o on cm if its condition holds; changed says whether cm must be written.
+func (o *op) apply(cm *corev1.ConfigMap) (changed bool, err error) {
+	if o.del {
+		if _, ok := cm.Data[o.uid]; !ok {
+			return false, nil
 		}
-		l.refresh(ctx, name, cm)
-		cm = cm.DeepCopy()
+		delete(cm.Data, o.uid)
+		return true, nil
+	}
+	stored, ok, _ := decode(cm.Data[o.uid])
+	if landed(stored, ok, o.next) {
+		return false, nil // an earlier write of this decision went through though its answer was lost
+	}
+	if !matches(stored, ok, o.prev) {
+		return false, fmt.Errorf("ledger: entry %s in %s/%s: %w", o.uid, cm.Namespace, cm.Name, ErrConflict)
+	}
+	if ok && stored.Equal(o.next) {
+		return false, nil
+	}
+	cm.Data[o.uid] = o.raw
+	return true, nil
+}
+
+// queue holds the ops waiting for one shard; write is held while the shard is written.
+type queue struct {
+	write   sync.Mutex
+	mu      sync.Mutex
+	pending []*op
+	armed   bool // a flush is on its way for pending
+}
+
+// queue returns the queue of shard name.
+func (l *ConfigMaps) queue(name string) *queue {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	q := l.queues[name]
+	if q == nil {
+		q = &queue{}
+		l.queues[name] = q
+	}
+	return q
+}
+
+// submit queues o for shard name and waits for its verdict or the end of ctx.
+func (l *ConfigMaps) submit(ctx context.Context, name string, o *op) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("ledger: write %s to ConfigMap %s/%s: %w", o.uid, l.namespace, name, err)
+	}
+	o.ctx, o.done = ctx, make(chan error, 1)
+	q := l.queue(name)
+	q.mu.Lock()
+	q.pending = append(q.pending, o)
+	if !q.armed {
+		q.armed = true
+		var wait <-chan time.Time
+		if l.window > 0 {
+			wait = l.clock.NewTimer(l.window).C() // started here, so the window opens with the first op
+		}
+		go l.flush(name, q, wait)
+	}
+	q.mu.Unlock()
+	select {
+	case err := <-o.done:
+		return err
+	case <-ctx.Done():
+		o.abandoned.Store(true)
+		select {
+		case err := <-o.done:
+			return err
+		default:
+		}
+		return fmt.Errorf("ledger: write %s to ConfigMap %s/%s: %w", o.uid, l.namespace, name, ctx.Err())
+	}
+}
+
+// flush writes what is pending for shard name once the window has passed and the shard's last write is done.
+func (l *ConfigMaps) flush(name string, q *queue, wait <-chan time.Time) {
+	if wait != nil {
+		<-wait
+	}
+	q.write.Lock()
+	defer q.write.Unlock()
+	q.mu.Lock()
+	batch := q.pending
+	q.pending, q.armed = nil, false
+	q.mu.Unlock()
+	l.commit(name, batch)
+}
+
+// commit applies batch to shard name in one write and tells each op its verdict. A write that conflicts re-reads
+// the shard, refreshes memory and checks every op again; an op whose caller has gone is left out of later writes.
+// The caller holds the shard's write lock.
+func (l *ConfigMaps) commit(name string, batch []*op) {
+	live := batch[:0:0]
+	for _, o := range batch {
+		if !o.abandoned.Load() {
+			live = append(live, o)
+		}
+	}
+	if len(live) == 0 {
+		return
+	}
+	// The write serves every op: no single caller's end may cancel it, its deadline still bounds it.
+	ctx := context.WithoutCancel(live[0].ctx)
+	l.mu.RLock()
+	cached := l.stored[name]
+	l.mu.RUnlock()
+	cm := cached
+	if cm == nil {
+		var err error
+		if cm, err = l.reread(ctx, name); err != nil {
+			tell(live, err)
+			return
+		}
 	}
 	for range maxWriteAttempts {
-		if cm.Data == nil {
-			cm.Data = map[string]string{}
+		live = stillWaiting(live)
+		if len(live) == 0 {
+			return
 		}
-		changed, err := mutate(cm)
-		if err != nil || !changed {
-			l.refresh(ctx, name, cm)
-			return err
+		work := cm.DeepCopy()
+		if work.Data == nil {
+			work.Data = map[string]string{}
 		}
-		l.dropBadKeys(ctx, cm)
-		cctx, cancel := context.WithTimeout(ctx, l.timeout)
-		if cm.ResourceVersion == "" {
-			err = l.client.Create(cctx, cm)
-		} else {
-			err = l.client.Update(cctx, cm)
+		verdicts := make([]error, len(live))
+		var written []int
+		for i, o := range live {
+			changed, err := o.apply(work)
+			verdicts[i] = err
+			if changed {
+				written = append(written, i)
+			}
 		}
-		cancel()
+		if len(written) == 0 {
+			for i, o := range live {
+				o.done <- verdicts[i]
+			}
+			return
+		}
+		l.tidy(ctx, work)
+		// The apiserver keeps the stored managedFields when a write carries none: they need not be sent back.
+		work.ManagedFields = nil
+		err := l.send(ctx, work)
 		switch {
 		case err == nil:
-			l.refresh(ctx, name, cm)
-			return nil
-		case apierrors.IsConflict(err), apierrors.IsAlreadyExists(err), apierrors.IsNotFound(err):
-			// Another writer, a hand edit or a deletion: read what is there now and decide again.
-			fresh, rerr := l.read(ctx, name)
-			if rerr != nil {
-				return rerr
+			l.refresh(ctx, name, work)
+			for i, o := range live {
+				o.done <- verdicts[i]
 			}
-			l.refresh(ctx, name, fresh)
-			cm = fresh.DeepCopy()
+			return
+		case apierrors.IsConflict(err), apierrors.IsAlreadyExists(err), apierrors.IsNotFound(err):
+			// Another writer, a hand edit or a deletion: read what is there now and check every op again.
+			fresh, rerr := l.reread(ctx, name)
+			if rerr != nil {
+				tell(live, rerr)
+				return
+			}
+			cm = fresh
 		default:
-			return fmt.Errorf("ledger: write ConfigMap %s/%s: %w", l.namespace, name, err)
-		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("ledger: write ConfigMap %s/%s: %w", l.namespace, name, ctx.Err())
+			// The write may have landed: its ops get the error, and a retry of the same decision finds it as its own.
+			err = fmt.Errorf("ledger: write ConfigMap %s/%s: %w", l.namespace, name, err)
+			for _, i := range written {
+				verdicts[i] = err
+			}
+			for i, o := range live {
+				o.done <- verdicts[i]
+			}
+			return
 		}
 	}
-	return fmt.Errorf("ledger: write ConfigMap %s/%s: still conflicting after %d attempts", l.namespace, name, maxWriteAttempts)
+	tell(live, fmt.Errorf("ledger: write ConfigMap %s/%s: still conflicting after %d attempts", l.namespace, name, maxWriteAttempts))
+}
+
+// send creates or updates cm, bounded by the per-call timeout.
+func (l *ConfigMaps) send(ctx context.Context, cm *corev1.ConfigMap) error {
+	ctx, cancel := context.WithTimeout(ctx, l.timeout)
+	defer cancel()
+	if cm.ResourceVersion == "" {
+		return l.client.Create(ctx, cm)
+	}
+	return l.client.Update(ctx, cm)
+}
+
+// stillWaiting returns the ops whose callers still wait.
+func stillWaiting(ops []*op) []*op {
+	out := ops[:0]
+	for _, o := range ops {
+		if !o.abandoned.Load() {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// tell gives every op the same verdict.
+func tell(ops []*op, err error) {
+	for _, o := range ops {
+		o.done <- err
+	}
+}
+
+// reread reads shard name and refreshes memory from it.
+func (l *ConfigMaps) reread(ctx context.Context, name string) (*corev1.ConfigMap, error) {
+	cm, err := l.read(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	l.refresh(ctx, name, cm)
+	return cm, nil
 }
 
 // read returns the stored shard, or a new empty one when it does not exist.
@@ -272,7 +412,8 @@ func (l *ConfigMaps) read(ctx context.Context, name string) (*corev1.ConfigMap, 
 	return cm, nil
 }
 
-// refresh makes memory hold exactly the entries of shard name as cm has them; bad keys are skipped.
+// refresh makes memory hold exactly the entries shard name holds for the uids it is home to, as cm has them;
+// bad keys are reported and skipped, copies of other shards' uids (the earlier layout's) ignored.
 func (l *ConfigMaps) refresh(ctx context.Context, name string, cm *corev1.ConfigMap) {
 	decoded := make(map[string]Entry, len(cm.Data))
 	for uid, raw := range cm.Data {
@@ -281,71 +422,49 @@ func (l *ConfigMaps) refresh(ctx context.Context, name string, cm *corev1.Config
 			l.onBadEntry(ctx, name, uid, err)
 			continue
 		}
-		if ok {
+		if ok && l.home(uid) == name {
 			decoded[uid] = e
 		}
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for uid, shard := range l.shardOf {
-		if _, still := decoded[uid]; shard == name && !still {
+	for uid := range l.held[name] {
+		if _, still := decoded[uid]; !still {
 			delete(l.entries, uid)
-			delete(l.shardOf, uid)
 		}
 	}
+	held := make(map[string]struct{}, len(decoded))
 	for uid, e := range decoded {
-		if shard, placed := l.shardOf[uid]; placed && shard != name {
-			continue // the copy in the shard it was placed in wins
-		}
-		l.entries[uid], l.shardOf[uid] = e, name
+		l.entries[uid] = e
+		held[uid] = struct{}{}
 	}
-	if cm.ResourceVersion != "" {
-		l.stored[name] = cm.DeepCopy()
-	} else {
-		delete(l.stored, name)
-	}
+	l.held[name] = held
+	// A shard that does not exist is kept too: its first write is a Create, refused if another writer made it.
+	c := cm.DeepCopy()
+	c.ManagedFields = nil
+	l.stored[name] = c
 }
 
-// dropBadKeys removes keys that do not decode from a shard about to be written: they would be skipped at every
-// load, and their objects start a new baseline, which records nothing.
-func (l *ConfigMaps) dropBadKeys(ctx context.Context, cm *corev1.ConfigMap) {
+// tidy prepares a shard about to be written: keys that do not decode are removed (they would be skipped at every
+// load, and their objects start a new baseline, which records nothing), entries in the earlier long format are
+// written compactly.
+func (l *ConfigMaps) tidy(ctx context.Context, cm *corev1.ConfigMap) {
 	for uid, raw := range cm.Data {
-		if _, _, err := decode(raw); err != nil {
+		e, ok, err := decode(raw)
+		if err != nil {
 			delete(cm.Data, uid)
 			l.onBadEntry(ctx, cm.Name, uid, fmt.Errorf("removed: %w", err))
+			continue
+		}
+		if compact, err := encode(uid, e); ok && err == nil {
+			cm.Data[uid] = compact
 		}
 	}
 }
 
-// shardFor is the shard holding uid, else the one its hash picks.
-func (l *ConfigMaps) shardFor(uid string) string {
-	l.mu.RLock()
-	name, placed := l.shardOf[uid]
-	l.mu.RUnlock()
-	if placed {
-		return name
-	}
+// home is the shard that holds uid: the one its hash picks.
+func (l *ConfigMaps) home(uid string) string {
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(uid))
 	return ShardName(l.prefix, int(h.Sum32()%uint32(l.shards)))
-}
-
-// errEmptyEntry reports a stored value that decodes to nothing usable.
-var errEmptyEntry = errors.New("entry has no kind, name or revision")
-
-// decode parses one stored value; ok is false for an absent (empty) value, err set for a bad one.
-func decode(raw string) (e Entry, ok bool, err error) {
-	if raw == "" {
-		return Entry{}, false, nil
-	}
-	if len(raw) > MaxEntryBytes {
-		return Entry{}, false, fmt.Errorf("entry is %d bytes, over the %d-byte limit", len(raw), MaxEntryBytes)
-	}
-	if err := json.Unmarshal([]byte(raw), &e); err != nil {
-		return Entry{}, false, fmt.Errorf("decode entry: %w", err)
-	}
-	if e.Kind == "" || e.Name == "" || e.Revision == "" {
-		return Entry{}, false, errEmptyEntry
-	}
-	return e, true, nil
 }

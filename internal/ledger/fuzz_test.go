@@ -1,12 +1,16 @@
 package ledger
 
 import (
+	"encoding/json"
 	"testing"
 	"unicode/utf8"
 )
 
 func FuzzDecode(f *testing.F) {
 	f.Add(`{"kind":"Kustomization","namespace":"a","name":"b","revision":"main@sha1:0123","recorded":"main@sha1:0123","updatedAt":"2026-11-01T12:00:00Z"}`)
+	f.Add(`{"k":"Kustomization","s":"a","n":"b","r":"main@sha1:0123","m":"main@sha1:4567","x":"sha256:00","t":1793534400,"w":"0123456789ab"}`)
+	f.Add(`{"k":"HelmRelease","n":"b","r":"1.2.3","kind":"Kustomization","t":-62135596800}`)
+	f.Add(`{"k":"K","n":"b","r":"x","t":1e400}`)
 	f.Add(`null`)
 	f.Add(`{"kind":1}`)
 	f.Add(`{"updatedAt":"yesterday"}`)
@@ -21,6 +25,21 @@ func FuzzDecode(f *testing.F) {
 		}
 		if ok && utf8.ValidString(raw) && e.Mark() == "" {
 			t.Fatalf("decoded entry without a mark: %+v", e)
+		}
+		if !ok {
+			return
+		}
+		// What is read is written back compactly and read again as the same checkpoint, to the second.
+		again, err := json.Marshal(e)
+		if err != nil {
+			t.Fatalf("encode %+v: %v", e, err)
+		}
+		if len(again) > MaxEntryBytes {
+			return
+		}
+		back, ok, err := decode(string(again))
+		if err != nil || !ok || !back.SameCheckpoint(e) || back.Writer != e.Writer || back.UpdatedAt.Unix() != e.UpdatedAt.Unix() {
+			t.Fatalf("decode(encode(%+v)) = %+v, %v, %v", e, back, ok, err)
 		}
 	})
 }

@@ -16,24 +16,26 @@ import (
 // memory has been refreshed and it must decide again.
 var ErrConflict = errors.New("ledger entry changed by another writer")
 
-// Entry is the checkpoint for one Flux object.
+// Entry is the checkpoint for one Flux object. It is stored as compact JSON (see MarshalJSON); the longer format
+// written before is still read.
 type Entry struct {
-	Kind      string `json:"kind"`
-	Namespace string `json:"namespace"`
-	Name      string `json:"name"`
+	Kind      string
+	Namespace string
+	Name      string
 	// Revision is the revision the object last applied, as Flux reports it.
-	Revision string `json:"revision"`
+	Revision string
 	// Recorded is the furthest revision whose delivered commits were recorded (or the baseline); a rollback
 	// leaves it in place so that a roll-forward records only commits past it. Empty in entries written before
-	// it existed, where Revision is the mark.
-	Recorded string `json:"recorded,omitempty"`
+	// it existed, and in entries where it equals Revision: there Revision is the mark.
+	Recorded string
 	// Export identifies (a fixed-size hash) the last exporter-info.json seen at Recorded, so a file left
 	// unchanged by later commits does not record its upstream commits again.
-	Export    string    `json:"export,omitempty"`
-	UpdatedAt time.Time `json:"updatedAt"`
+	Export string
+	// UpdatedAt is when the entry was written, stored to the second.
+	UpdatedAt time.Time
 	// Writer identifies the process that wrote the entry, so a write that landed though its answer was lost
 	// (an apiserver restart) is known as its own and not decided again.
-	Writer string `json:"writer,omitempty"`
+	Writer string
 }
 
 // Mark returns the high-water mark: the furthest revision recorded.
