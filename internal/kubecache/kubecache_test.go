@@ -66,12 +66,12 @@ func TestOutagesAreRetriedUntilTheAPIServerAnswers(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			var lists, watches atomic.Int32
-			lw := kubecache.Patient(failing(5, err, &lists, &watches), fast)
-			list, lerr := lw.List(metav1.ListOptions{})
+			lw := kubecache.Patient(failing(5, err, &lists, &watches), fast).(toolscache.ListerWatcherWithContext)
+			list, lerr := lw.ListWithContext(t.Context(), metav1.ListOptions{})
 			if lerr != nil || list.(*corev1.ConfigMapList).ResourceVersion != "7" {
 				t.Fatalf("List = %v, %v; want the list once the apiserver answers", list, lerr)
 			}
-			w, werr := lw.Watch(metav1.ListOptions{})
+			w, werr := lw.WatchWithContext(t.Context(), metav1.ListOptions{})
 			if werr != nil || w == nil {
 				t.Fatalf("Watch = %v, %v; want a watch once the apiserver answers", w, werr)
 			}
@@ -92,11 +92,11 @@ func TestRequestErrorsReachTheReflectorAtOnce(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			var lists, watches atomic.Int32
-			lw := kubecache.Patient(failing(5, err, &lists, &watches), fast)
-			if _, got := lw.Watch(metav1.ListOptions{}); !errors.Is(got, err) {
+			lw := kubecache.Patient(failing(5, err, &lists, &watches), fast).(toolscache.ListerWatcherWithContext)
+			if _, got := lw.WatchWithContext(t.Context(), metav1.ListOptions{}); !errors.Is(got, err) {
 				t.Errorf("Watch error = %v, want %v", got, err)
 			}
-			if _, got := lw.List(metav1.ListOptions{}); !errors.Is(got, err) {
+			if _, got := lw.ListWithContext(t.Context(), metav1.ListOptions{}); !errors.Is(got, err) {
 				t.Errorf("List error = %v, want %v", got, err)
 			}
 			if lists.Load() != 1 || watches.Load() != 1 {

@@ -94,17 +94,17 @@ func overflowCount(t *testing.T, fams map[string]*dto.MetricFamily, metric strin
 	return 0
 }
 
-// histogramPoints returns metric name's histogram points from r, by flux.name.
-func histogramPoints(t *testing.T, r *sdkmetric.ManualReader, name string) map[string]metricdata.HistogramDataPoint[float64] {
+// reconcilePoints returns the reconcile-time histogram points from r, by flux.name.
+func reconcilePoints(t *testing.T, r *sdkmetric.ManualReader) map[string]metricdata.HistogramDataPoint[float64] {
 	t.Helper()
 	out := map[string]metricdata.HistogramDataPoint[float64]{}
-	md, ok := collect(t, r)[name]
+	md, ok := collect(t, r)[MetricReconcile]
 	if !ok {
 		return out
 	}
 	h, ok := md.Data.(metricdata.Histogram[float64])
 	if !ok || h.Temporality != metricdata.CumulativeTemporality {
-		t.Fatalf("%s data = %#v, want a cumulative float64 histogram", name, md.Data)
+		t.Fatalf("%s data = %#v, want a cumulative float64 histogram", MetricReconcile, md.Data)
 	}
 	for _, dp := range h.DataPoints {
 		v, _ := dp.Attributes.Value(AttrName)
@@ -230,7 +230,7 @@ func TestForgetObject(t *testing.T) {
 		p.m.AddError(ctx, ReasonGitHub, o)
 	}
 	p.m.AddGitHubCall(ctx, OutcomeSuccess)
-	before := histogramPoints(t, p.otlp, MetricReconcile)
+	before := reconcilePoints(t, p.otlp)
 	_, _ = scrape(t, p.handler)
 
 	// b is deleted: a sample not yet collected, then its series go.
@@ -255,7 +255,7 @@ func TestForgetObject(t *testing.T) {
 			}
 		}
 	}
-	after := histogramPoints(t, p.otlp, MetricReconcile)
+	after := reconcilePoints(t, p.otlp)
 	for _, name := range []string{"a", "c"} {
 		x, y := before[name], after[name]
 		if x.Count != y.Count || x.Sum != y.Sum || !slices.Equal(x.BucketCounts, y.BucketCounts) || !x.StartTime.Equal(y.StartTime) {
@@ -265,7 +265,7 @@ func TestForgetObject(t *testing.T) {
 
 	// Recorded again, b starts from zero.
 	p.m.ObserveReconcile(ctx, 5*time.Second, b)
-	if got := histogramPoints(t, p.otlp, MetricReconcile)["b"]; got.Count != 1 || got.Sum != 5 {
+	if got := reconcilePoints(t, p.otlp)["b"]; got.Count != 1 || got.Sum != 5 {
 		t.Errorf("b again = %d samples, sum %v; want 1, 5", got.Count, got.Sum)
 	}
 
@@ -315,7 +315,7 @@ func TestTwoReadersNoDoubleCount(t *testing.T) {
 		if got := family(t, fams, MetricCommitsRecorded).GetMetric()[0].GetCounter().GetValue(); got != float64(i) {
 			t.Errorf("scrape %d: commits %v, want %d", i, got, i)
 		}
-		dp := histogramPoints(t, p.otlp, MetricReconcile)["a"]
+		dp := reconcilePoints(t, p.otlp)["a"]
 		if dp.Count != uint64(i) || dp.Sum != float64(i) {
 			t.Errorf("collect %d: count %d, sum %v; want %d", i, dp.Count, dp.Sum, i)
 		}

@@ -432,10 +432,10 @@ func TestScale(t *testing.T) {
 
 // movedRepo reports whether a GitHub API path is about one of the repositories r-from … r-(to-1).
 func movedRepo(path string, from, to int) bool {
-	rest, ok := strings.CutPrefix(path, "/repos/acme/r-")
-	if !ok || len(rest) < 5 {
+	number, ok := strings.CutPrefix(path, "/repos/acme/r-")
+	if !ok || len(number) < 5 {
 		return false
 	}
-	n, err := strconv.Atoi(rest[:5])
+	n, err := strconv.Atoi(number[:5])
 	return err == nil && n >= from && n < to
 }
