@@ -25,6 +25,10 @@ import (
 type wireCount struct {
 	writes, bytes, reads atomic.Int64
 	largest              atomic.Int64
+
+	mu     sync.Mutex
+	keep   bool     // keep the bodies written
+	bodies [][]byte // the bodies written, when keep is set
 }
 
 // counting is a transport that tells count of each ConfigMap request.
@@ -37,14 +41,22 @@ func (t counting) RoundTrip(req *http.Request) (*http.Response, error) {
 	c := t.count
 	if strings.Contains(req.URL.Path, "/configmaps") {
 		switch req.Method {
-		case http.MethodPut, http.MethodPost:
+		case http.MethodPut, http.MethodPost, http.MethodPatch:
+			c.mu.Lock()
+			keep := c.keep
+			c.mu.Unlock()
 			n := req.ContentLength
-			if n < 0 && req.Body != nil {
+			if (n < 0 || keep) && req.Body != nil {
 				body, err := io.ReadAll(req.Body)
 				if err != nil {
-					return nil, err
+					return nil, fmt.Errorf("read request body: %w", err)
 				}
 				n, req.Body = int64(len(body)), io.NopCloser(bytes.NewReader(body))
+				if keep {
+					c.mu.Lock()
+					c.bodies = append(c.bodies, body)
+					c.mu.Unlock()
+				}
 			}
 			c.writes.Add(1)
 			c.bytes.Add(n)
@@ -62,16 +74,26 @@ func (c *wireCount) reset() {
 	c.bytes.Store(0)
 	c.reads.Store(0)
 	c.largest.Store(0)
+	c.mu.Lock()
+	c.bodies = nil
+	c.mu.Unlock()
 }
 
-// countedClient is a client whose ConfigMap traffic count sees, as the tracker's client sends it (protobuf).
-func countedClient(b *testing.B, count *wireCount) client.Client {
-	b.Helper()
+// written returns the bodies written since the last reset, when keep is set.
+func (c *wireCount) written() [][]byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([][]byte(nil), c.bodies...)
+}
+
+// countedClient is a client whose ConfigMap traffic count sees, as the tracker's client sends it.
+func countedClient(t testing.TB, count *wireCount) client.Client {
+	t.Helper()
 	cfg := rest.CopyConfig(env.Config)
 	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return counting{next: rt, count: count} })
 	c, err := client.New(cfg, client.Options{Scheme: env.Scheme})
 	if err != nil {
-		b.Fatal(err)
+		t.Fatal(err)
 	}
 	return c
 }

@@ -19,7 +19,7 @@ import (
 
 const (
 	// DefaultShards spreads entries over enough ConfigMaps that one holding 10,000 objects is a few KB: a write
-	// rewrites one shard, so its size is what a moved object costs.
+	// sends only the keys it changes, but etcd stores the whole shard again each time.
 	DefaultShards = 256
 	// DefaultPrefix names the shard ConfigMaps: DefaultPrefix-00, DefaultPrefix-01, ... DefaultPrefix-255.
 	DefaultPrefix = "flux-commit-tracker-ledger"
@@ -42,7 +42,7 @@ func ShardName(prefix string, i int) string { return fmt.Sprintf("%s-%02d", pref
 // ConfigMaps is a Ledger stored in sharded ConfigMaps in one namespace. Every write is a compare-and-set: the
 // shard's resourceVersion guards the write, and after a conflict the shard is re-read, memory refreshed and each
 // entry compared again with the one its caller decided from. Swaps to one shard that wait at the same time are
-// written together, in one Update, each with its own verdict.
+// written together, in one merge patch of the keys they change, each with its own verdict.
 type ConfigMaps struct {
 	client     client.Client
 	reader     client.Reader
@@ -59,7 +59,7 @@ type ConfigMaps struct {
 	entries map[string]Entry
 	held    map[string]map[string]struct{} // shard → uids memory holds from it
 	queues  map[string]*queue
-	// stored holds the last written or read version of each shard, so a write is one Update (or Create).
+	// stored holds the last written or read version of each shard, so a write is one Patch (or Create).
 	stored map[string]*corev1.ConfigMap
 }
 
@@ -320,9 +320,7 @@ func (l *ConfigMaps) commit(name string, batch []*op) {
 			return
 		}
 		l.tidy(ctx, work)
-		// The apiserver keeps the stored managedFields when a write carries none: they need not be sent back.
-		work.ManagedFields = nil
-		err := l.send(ctx, work)
+		err := l.send(ctx, cm, work)
 		switch {
 		case err == nil:
 			l.refresh(ctx, name, work)
@@ -353,14 +351,15 @@ func (l *ConfigMaps) commit(name string, batch []*op) {
 	tell(live, fmt.Errorf("ledger: write ConfigMap %s/%s: still conflicting after %d attempts", l.namespace, name, maxWriteAttempts))
 }
 
-// send creates or updates cm, bounded by the per-call timeout.
-func (l *ConfigMaps) send(ctx context.Context, cm *corev1.ConfigMap) error {
+// send writes work over base, bounded by the per-call timeout: a Create when base does not exist, else a merge
+// patch of the keys that differ, refused with a Conflict unless the shard is still at base's resourceVersion.
+func (l *ConfigMaps) send(ctx context.Context, base, work *corev1.ConfigMap) error {
 	ctx, cancel := context.WithTimeout(ctx, l.timeout)
 	defer cancel()
-	if cm.ResourceVersion == "" {
-		return l.client.Create(ctx, cm)
+	if base.ResourceVersion == "" {
+		return l.client.Create(ctx, work)
 	}
-	return l.client.Update(ctx, cm)
+	return l.client.Patch(ctx, work, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
 }
 
 // stillWaiting returns the ops whose callers still wait.
@@ -381,13 +380,15 @@ func tell(ops []*op, err error) {
 	}
 }
 
-// reread reads shard name and refreshes memory from it.
+// reread reads shard name and refreshes memory from it; the shard comes without its managedFields, so a patch
+// made from it never names them.
 func (l *ConfigMaps) reread(ctx context.Context, name string) (*corev1.ConfigMap, error) {
 	cm, err := l.read(ctx, name)
 	if err != nil {
 		return nil, err
 	}
 	l.refresh(ctx, name, cm)
+	cm.ManagedFields = nil
 	return cm, nil
 }
 

@@ -378,14 +378,14 @@ func TestConcurrentWritersRecordEachMoveOnce(t *testing.T) {
 	}
 }
 
-// lostAnswerClient applies an Update and then reports it failed, as when the apiserver restarts before answering.
+// lostAnswerClient applies a Patch and then reports it failed, as when the apiserver restarts before answering.
 type lostAnswerClient struct {
 	client.Client
 	lose atomic.Bool
 }
 
-func (c *lostAnswerClient) Update(ctx context.Context, obj client.Object, opts ...client.UpdateOption) error {
-	if err := c.Client.Update(ctx, obj, opts...); err != nil {
+func (c *lostAnswerClient) Patch(ctx context.Context, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
+	if err := c.Client.Patch(ctx, obj, patch, opts...); err != nil {
 		return err
 	}
 	if c.lose.Swap(false) {

@@ -231,11 +231,11 @@ type failAfter struct {
 	n atomic.Int64
 }
 
-func (f *failAfter) Update(ctx context.Context, obj client.Object, opts ...client.UpdateOption) error {
+func (f *failAfter) Patch(ctx context.Context, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
 	if f.n.Add(-1) < 0 {
 		return errors.New("connection reset by peer")
 	}
-	return f.Client.Update(ctx, obj, opts...)
+	return f.Client.Patch(ctx, obj, patch, opts...)
 }
 
 func (f *failAfter) Create(ctx context.Context, obj client.Object, opts ...client.CreateOption) error {

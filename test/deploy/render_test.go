@@ -111,7 +111,7 @@ kind: Role
 metadata:
   name: flux-commit-tracker
 rules:
-  # Read and rewrite the ledger shards only: never another ConfigMap, such as those Flux substitutes into what it
+  # Read and patch the ledger shards only: never another ConfigMap, such as those Flux substitutes into what it
   # applies.
   - apiGroups: [""]
     resources: ["configmaps"]
@@ -119,7 +119,7 @@ rules:
 {{- range .Shards}}
       - {{.}}
 {{- end}}
-    verbs: ["get", "update"]
+    verbs: ["get", "patch"]
   # RBAC cannot limit create to names: a shard is created on its first write.
   - apiGroups: [""]
     resources: ["configmaps"]
@@ -158,8 +158,12 @@ func TestRoleNamesEveryLedgerShard(t *testing.T) {
 	}
 
 	role := render(t).role
-	byName := map[string][]string{"configmaps": shardNames(), "leases": {leaseName}}
-	for resource, names := range byName {
+	byName := map[string]struct {
+		names          []string
+		write, refused string // the verb the tracker writes them with, and the other write verb
+	}{"configmaps": {shardNames(), "patch", "update"}, "leases": {[]string{leaseName}, "update", "patch"}}
+	for resource, want := range byName {
+		names := want.names
 		every, named := map[string]bool{}, map[string][]string{} // verb → granted on every name / on these names
 		for _, r := range role.Rules {
 			if !slices.Contains(r.Resources, resource) && !slices.Contains(r.Resources, "*") {
@@ -173,7 +177,7 @@ func TestRoleNamesEveryLedgerShard(t *testing.T) {
 				}
 			}
 		}
-		for _, verb := range []string{"get", "update"} {
+		for _, verb := range []string{"get", want.write} {
 			got := slices.Sorted(slices.Values(named[verb]))
 			switch {
 			case every[verb] || every["*"]:
@@ -183,9 +187,9 @@ func TestRoleNamesEveryLedgerShard(t *testing.T) {
 			}
 		}
 		granted := func(verb string) bool { return every[verb] || len(named[verb]) > 0 }
-		for _, verb := range []string{"patch", "delete", "deletecollection", "watch", "*"} {
+		for _, verb := range []string{want.refused, "delete", "deletecollection", "watch", "*"} {
 			if granted(verb) {
-				t.Errorf("Role grants %s on %s; the tracker needs only get, update and create", verb, resource)
+				t.Errorf("Role grants %s on %s; the tracker needs only get, %s and create", verb, resource, want.write)
 			}
 		}
 	}
