@@ -27,6 +27,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -683,6 +684,10 @@ func TestRoleDeniesOtherConfigMapsAndLeases(t *testing.T) {
 	changed.Data["domain"] = "attacker.example"
 	if _, err := cms.Update(ctx, changed, metav1.UpdateOptions{}); !apierrors.IsForbidden(err) {
 		t.Errorf("update ConfigMap %s: err = %v, want forbidden", other.Name, err)
+	}
+	patch := []byte(`{"data":{"domain":"attacker.example"}}`)
+	if _, err := cms.Patch(ctx, other.Name, types.MergePatchType, patch, metav1.PatchOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("patch ConfigMap %s: err = %v, want forbidden", other.Name, err)
 	}
 	if _, err := leases.Get(ctx, otherLease.Name, metav1.GetOptions{}); !apierrors.IsForbidden(err) {
 		t.Errorf("get Lease %s: err = %v, want forbidden", otherLease.Name, err)
