@@ -152,8 +152,9 @@ func (c *cluster) move(ctx context.Context, name, sha string, applied time.Time)
 	}
 }
 
-// memory is what the tracker reports of itself on /metrics.
-type memory struct{ heap, rss float64 }
+// memory is what the tracker reports of itself on /metrics: heap in use (garbage included), the live heap at
+// the last GC, and the resident set.
+type memory struct{ heap, live, rss float64 }
 
 // sample scrapes /metrics: the Go heap in use, the resident set, and the number of the tracker's own series.
 func sample(ctx context.Context, tr *harness.Tracker) (memory, int, error) {
@@ -169,6 +170,8 @@ func sample(ctx context.Context, tr *harness.Tracker) (memory, int, error) {
 			series++
 		case strings.HasPrefix(line, "go_memstats_heap_inuse_bytes "):
 			m.heap, _ = strconv.ParseFloat(strings.Fields(line)[1], 64)
+		case strings.HasPrefix(line, "go_gc_heap_live_bytes "):
+			m.live, _ = strconv.ParseFloat(strings.Fields(line)[1], 64)
 		case strings.HasPrefix(line, "process_resident_memory_bytes "):
 			m.rss, _ = strconv.ParseFloat(strings.Fields(line)[1], 64)
 		}
@@ -186,13 +189,18 @@ func peak(t *testing.T, tr *harness.Tracker, n int) (memory, int) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		top.heap, top.rss, series = max(top.heap, m.heap), max(top.rss, m.rss), s
+		top.heap, top.live, top.rss, series = max(top.heap, m.heap), max(top.live, m.live), max(top.rss, m.rss), s
 		time.Sleep(time.Second)
 	}
 	return top, series
 }
 
 func mib(b float64) string { return fmt.Sprintf("%.0f MiB", b/(1<<20)) }
+
+// String renders the three figures for a report line.
+func (m memory) String() string {
+	return fmt.Sprintf("heap %s in use, %s live, RSS %s", mib(m.heap), mib(m.live), mib(m.rss))
+}
 
 // waitRecorded waits until tr has logged want "commit applied" lines for which match is true; it returns them.
 func waitRecorded(t *testing.T, tr *harness.Tracker, want int, timeout time.Duration, match func(harness.Applied) bool) []harness.Applied {
@@ -310,8 +318,8 @@ func TestScale(t *testing.T) {
 	baselined := time.Since(start)
 	mem, series := peak(t, tr, 5)
 	repos := objects - shared + 1
-	t.Logf("startup: ready after %s, %d objects baselined after %s with %d GitHub calls (exporter-info.json at the baseline, %d repositories); heap %s, RSS %s, %d tracker series on /metrics (scraped every second)",
-		ready.Round(100*time.Millisecond), objects, baselined.Round(time.Second), len(gh.Requests()), repos, mib(mem.heap), mib(mem.rss), series)
+	t.Logf("startup: ready after %s, %d objects baselined after %s with %d GitHub calls (exporter-info.json at the baseline, %d repositories); %s, %d tracker series on /metrics (scraped every second)",
+		ready.Round(100*time.Millisecond), objects, baselined.Round(time.Second), len(gh.Requests()), repos, mem, series)
 	if n := len(gh.Requests()); n > repos {
 		t.Errorf("baseline made %d GitHub calls, want at most one per repository (%d)", n, repos)
 	}
@@ -330,9 +338,9 @@ func TestScale(t *testing.T) {
 	}
 	cl.mu.Unlock()
 	mem, series = peak(t, tr, 3)
-	t.Logf("push: %d objects on one source moved (statuses written in %s): %d GitHub calls, %d samples, status write → sample p50 %s p99 %s; heap %s, RSS %s, %d series",
+	t.Logf("push: %d objects on one source moved (statuses written in %s): %d GitHub calls, %d samples, status write → sample p50 %s p99 %s; %s, %d series",
 		shared, writes.Round(100*time.Millisecond), len(gh.Requests()), len(lines), percentile(lag, 0.5).Round(time.Millisecond),
-		percentile(lag, 0.99).Round(time.Millisecond), mib(mem.heap), mib(mem.rss), series)
+		percentile(lag, 0.99).Round(time.Millisecond), mem, series)
 	if len(lines) != shared {
 		t.Errorf("%d samples for %d objects, want exactly one each", len(lines), shared)
 	}
@@ -404,8 +412,8 @@ func TestScale(t *testing.T) {
 	churnTook := time.Since(start)
 	time.Sleep(10 * time.Second) // the tracker forgets what was deleted
 	mem1, series1 := peak(t, tr2, 2)
-	t.Logf("churn: %d objects created, moved and deleted in %s (%.0f/s asked): tracker series %d before, at most %d during, %d after; heap %s before, at most %s during, %s after; RSS %s after",
-		churned, churnTook.Round(time.Second), float64(churnRate), series0, maxSeries, series1, mib(mem0.heap), mib(maxHeap), mib(mem1.heap), mib(mem1.rss))
+	t.Logf("churn: %d objects created, moved and deleted in %s (%.0f/s asked): tracker series %d before, at most %d during, %d after; before: %s; at most %s heap in use during; after: %s",
+		churned, churnTook.Round(time.Second), float64(churnRate), series0, maxSeries, series1, mem0, mib(maxHeap), mem1)
 
 	// Exactly once across both processes.
 	seen := map[string]int{}
