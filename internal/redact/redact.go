@@ -59,6 +59,11 @@ func redactURLOnce(s string) string {
 		// A '/' before the '@' with no ':' is a path holding '@' (repo@v1); anything else is userinfo.
 		if userinfo != sshUser && (strings.Contains(userinfo, ":") || !strings.ContainsAny(userinfo, "/?#")) {
 			rest = rest[at+1:]
+		} else if end := strings.IndexAny(rest, "/?#"); end > 0 {
+			// An '@' in the authority (before the path) still ends a userinfo, whatever the path holds.
+			if a := strings.LastIndexByte(rest[:end], '@'); a >= 0 && rest[:a] != sshUser {
+				rest = rest[a+1:]
+			}
 		}
 	}
 	if i := strings.IndexAny(rest, "?#"); i >= 0 {
