@@ -225,6 +225,24 @@ func TestDeploymentWritesTheGitCacheToAnEmptyDir(t *testing.T) {
 	}
 }
 
+// TestDeploymentBoundsTheGoHeapByItsMemoryLimit: GOMEMLIMIT is the container's memory limit, so the collector
+// works harder before the OOM kill instead of letting the heap grow to twice what is live.
+func TestDeploymentBoundsTheGoHeapByItsMemoryLimit(t *testing.T) {
+	c := render(t).container(t)
+	if c.Resources.Limits.Memory().IsZero() {
+		t.Fatal("the container has no memory limit")
+	}
+	for _, e := range c.Env {
+		if e.Name == "GOMEMLIMIT" {
+			if ref := e.ValueFrom; ref == nil || ref.ResourceFieldRef == nil || ref.ResourceFieldRef.Resource != "limits.memory" {
+				t.Errorf("GOMEMLIMIT = %+v, want the container's limits.memory through resourceFieldRef", e)
+			}
+			return
+		}
+	}
+	t.Error("the container sets no GOMEMLIMIT")
+}
+
 // TestDeploymentRunsTwoReplicasWithLeaderElection: two replicas, and only the elected one records.
 func TestDeploymentRunsTwoReplicasWithLeaderElection(t *testing.T) {
 	m := render(t)

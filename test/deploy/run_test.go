@@ -420,6 +420,17 @@ func (c *cluster) resolveEnv(ctx context.Context, t *testing.T, podName string, 
 			return podName, true
 		}
 		t.Fatalf("env %s: fieldRef %s is not resolved by this test", e.Name, from.FieldRef.FieldPath)
+	case from.ResourceFieldRef != nil && from.ResourceFieldRef.Resource == "limits.memory":
+		// As the kubelet does: the container's limit in units of the divisor (bytes by default).
+		limit := c.manifests.deployment.Spec.Template.Spec.Containers[0].Resources.Limits.Memory()
+		divisor := int64(1)
+		if d := from.ResourceFieldRef.Divisor; !d.IsZero() {
+			divisor = d.Value()
+		}
+		if limit.IsZero() {
+			t.Fatalf("env %s: limits.memory is not set", e.Name)
+		}
+		return strconv.FormatInt((limit.Value()+divisor-1)/divisor, 10), true
 	case from.SecretKeyRef != nil:
 		ref := from.SecretKeyRef
 		var s corev1.Secret
@@ -578,6 +589,11 @@ func TestShippedManifestsRecordACommit(t *testing.T) {
 	}
 	if got := r.metric(t, recordedTotal, `flux_name="app"`); got != 1 {
 		t.Errorf("%s = %v, want 1", recordedTotal, got)
+	}
+	// GOMEMLIMIT from the container's memory limit reaches the Go runtime.
+	limit := c.manifests.deployment.Spec.Template.Spec.Containers[0].Resources.Limits.Memory().Value()
+	if got := r.metric(t, "go_gc_gomemlimit_bytes"); got != float64(limit) {
+		t.Errorf("go_gc_gomemlimit_bytes = %v, want the memory limit %d", got, limit)
 	}
 	if got := f.ledgerRevision(); got != "main@sha1:"+c1 {
 		t.Errorf("ledger revision = %q, want c1", got)
