@@ -14,12 +14,14 @@ import (
 
 	helmv2 "github.com/fluxcd/helm-controller/api/v2"
 	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
+	"github.com/fluxcd/pkg/apis/meta"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -261,7 +263,8 @@ func newManager(cfg *rest.Config, opts Options) (ctrl.Manager, controller.HelmAP
 	if err != nil {
 		return nil, none, err
 	}
-	byObject := map[client.Object]cache.ByObject{&kustomizev1.Kustomization{}: kustomizations}
+	byObject := map[client.Object]cache.ByObject{&kustomizev1.Kustomization{}: kustomizations,
+		&sourcev1.GitRepository{}: {Transform: stripSource}, &sourcev1.OCIRepository{}: {Transform: stripSource}}
 	if helmAPIs.Enabled() {
 		byObject[&helmv2.HelmRelease{}] = helmReleases
 	}
@@ -295,8 +298,37 @@ func stripKustomization(o any) (any, error) {
 	if k, ok := o.(*kustomizev1.Kustomization); ok {
 		k.ManagedFields = nil
 		k.Status.Inventory = nil
+		k.Status.Conditions = readyOnly(k.Status.Conditions)
+		// What it builds and substitutes is not read; its source, wait and health checks are.
+		k.Spec.Patches, k.Spec.PostBuild, k.Spec.Images, k.Spec.Components, k.Spec.CommonMetadata = nil, nil, nil, nil, nil
 	}
 	return o, nil
+}
+
+// stripSource keeps of a cached GitRepository or OCIRepository what the tracker reads: its URL, reference,
+// secretRef, annotations and artifact.
+func stripSource(o any) (any, error) {
+	switch s := o.(type) {
+	case *sourcev1.GitRepository:
+		s.ManagedFields = nil
+		s.Spec.Ignore, s.Spec.Include, s.Spec.Verification = nil, nil, nil
+		s.Status.Conditions, s.Status.IncludedArtifacts, s.Status.ObservedIgnore, s.Status.ObservedInclude = nil, nil, nil, nil
+	case *sourcev1.OCIRepository:
+		s.ManagedFields = nil
+		s.Spec.Ignore, s.Spec.Verify = nil, nil
+		s.Status.Conditions, s.Status.ObservedIgnore = nil, nil
+	}
+	return o, nil
+}
+
+// readyOnly keeps the Ready condition, the only one the tracker reads.
+func readyOnly(conditions []metav1.Condition) []metav1.Condition {
+	for _, c := range conditions {
+		if c.Type == meta.ReadyCondition {
+			return []metav1.Condition{c}
+		}
+	}
+	return nil
 }
 
 // stripHelmRelease drops managedFields, the inventory and the values, the largest parts of a cached HelmRelease.
