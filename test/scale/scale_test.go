@@ -28,38 +28,27 @@ import (
 	"github.com/flux-commit-tracker/flux-commit-tracker/test/harness"
 )
 
-// setting reads a positive integer or duration from the environment, else def.
-func setting[T int | time.Duration](name string, def T) T {
-	raw := os.Getenv(name)
-	if raw == "" {
-		return def
+// count reads a positive integer from the environment, else def.
+func count(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n > 0 {
+		return n
 	}
-	var v T
-	switch p := any(&v).(type) {
-	case *int:
-		n, err := strconv.Atoi(raw)
-		if err == nil && n > 0 {
-			*p = n
-		}
-	case *time.Duration:
-		d, err := time.ParseDuration(raw)
-		if err == nil && d > 0 {
-			*p = d
-		}
+	return def
+}
+
+// duration reads a positive duration from the environment, else def.
+func duration(name string, def time.Duration) time.Duration {
+	if d, err := time.ParseDuration(os.Getenv(name)); err == nil && d > 0 {
+		return d
 	}
-	if v == 0 {
-		return def
-	}
-	return v
+	return def
 }
 
 // cluster is one namespace of Kustomizations and GitRepositories whose repositories live in a fake GitHub; it
 // writes the statuses kustomize-controller writes.
 type cluster struct {
-	t      *testing.T
 	c      client.Client
 	ns     string
-	gh     *githubtest.Server
 	shared *githubtest.Repo
 	repos  map[string]*githubtest.Repo // by GitRepository name
 	t0     time.Time
@@ -251,13 +240,13 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 // TestScale reports, for SCALE_OBJECTS Kustomizations (each on its own GitRepository, SCALE_SHARED of them on
 // one shared source), the figures docs/performance.md records. It fails on a commit recorded twice or missed.
 func TestScale(t *testing.T) {
-	objects := setting("SCALE_OBJECTS", 0)
+	objects := count("SCALE_OBJECTS", 0)
 	if objects == 0 {
 		t.Skip("set SCALE_OBJECTS (make bench-scale) to run the scale benchmark")
 	}
-	shared := min(setting("SCALE_SHARED", 1000), objects)
-	moved := min(setting("SCALE_RESTART_MOVED", 1000), objects-shared)
-	churnFor, churnRate := setting("SCALE_CHURN", time.Minute), setting("SCALE_CHURN_RATE", 50)
+	shared := min(count("SCALE_SHARED", 1000), objects)
+	moved := min(count("SCALE_RESTART_MOVED", 1000), objects-shared)
+	churnFor, churnRate := duration("SCALE_CHURN", time.Minute), count("SCALE_CHURN_RATE", 50)
 
 	env, err := testenv.Start()
 	if err != nil {
@@ -286,7 +275,7 @@ func TestScale(t *testing.T) {
 	}
 	gh := githubtest.NewServer()
 	defer gh.Close()
-	cl := &cluster{t: t, c: c, ns: ns.Name, gh: gh, shared: gh.Repo("acme", "shared"), repos: map[string]*githubtest.Repo{},
+	cl := &cluster{c: c, ns: ns.Name, shared: gh.Repo("acme", "shared"), repos: map[string]*githubtest.Repo{},
 		t0: time.Now().Add(-time.Hour).Truncate(time.Second).UTC(), written: map[string]time.Time{}}
 	base := map[int]string{}
 	sharedBase := cl.commit(cl.shared, cl.t0)
