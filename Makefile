@@ -38,10 +38,11 @@ faults: test-assets ## The full fault suite (kill -9, two writers, leader failov
 	set -o pipefail; $(TEST_ENV) FAULTS_FULL=1 $(GO) test -count=1 -v -timeout 40m -run . ./test/faults/ | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|faults_test.go'
 
 SCALE_OBJECTS ?= 10000
+SCALE_HELMRELEASES ?= 1000
 SCALE_CHURN ?= 5m
 
-bench-scale: test-assets ## The scale benchmark: SCALE_OBJECTS Kustomizations on a real apiserver, the tracker binary scraped; figures in docs/performance.md.
-	set -o pipefail; $(TEST_ENV) SCALE_OBJECTS=$(SCALE_OBJECTS) SCALE_CHURN=$(SCALE_CHURN) $(GO) test -count=1 -v -timeout 90m -run TestScale ./test/scale/ | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|scale_test.go'
+bench-scale: test-assets ## The scale benchmark: SCALE_OBJECTS Kustomizations and SCALE_HELMRELEASES HelmReleases on a real apiserver, the tracker binary scraped; figures in docs/performance.md.
+	set -o pipefail; $(TEST_ENV) SCALE_OBJECTS=$(SCALE_OBJECTS) SCALE_HELMRELEASES=$(SCALE_HELMRELEASES) SCALE_CHURN=$(SCALE_CHURN) SCALE_PROFILE_DIR=$(SCALE_PROFILE_DIR) $(GO) test -count=1 -v -timeout 90m -run TestScale ./test/scale/ | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|scale_test.go'
 
 bench: test-assets ## Run the benchmarks recorded in docs/performance.md.
 	$(TEST_ENV) $(GO) test -run '^$$' -bench . -benchmem $(PKGS)

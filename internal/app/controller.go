@@ -153,8 +153,10 @@ func runController(ctx context.Context, opts Options, deps Deps) (err error) {
 		ClusterName:      opts.ClusterName,
 		CommitTime:       commits.TimeSource(opts.CommitTime),
 		ExporterInfoPath: opts.ExporterInfoPath,
-		// One worker always stays free for objects on another kind of provider.
-		ProviderSlots:      max(1, opts.Concurrency-1),
+		// Validation keeps --workers above --concurrency: a worker always stays free for another kind of provider.
+		ProviderSlots: opts.Concurrency,
+		// Half the workers at most look up or wait on one kind of provider: the other half serve the other kinds.
+		ProviderWaiters:    max(0, opts.Workers/2-opts.Concurrency),
 		ClockSkewTolerance: opts.ClockSkewTolerance,
 	})
 	if err != nil {
@@ -173,13 +175,13 @@ func runController(ctx context.Context, opts Options, deps Deps) (err error) {
 	if err := mgr.Add(manager.RunnableFunc(keeper.run)); err != nil {
 		return fmt.Errorf("add ledger loader: %w", err)
 	}
-	rec := &controller.KustomizationReconciler{Client: mgr.GetClient(), Processor: trk, Logger: log, Ready: loaded, Concurrency: opts.Concurrency}
+	rec := &controller.KustomizationReconciler{Client: mgr.GetClient(), Processor: trk, Logger: log, Ready: loaded, Workers: opts.Workers}
 	if err := rec.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("set up Kustomization controller: %w", err)
 	}
 	if helmAPIs.Enabled() {
 		hrRec := &controller.HelmReleaseReconciler{Client: mgr.GetClient(), Processor: trk, Logger: log, Ready: loaded,
-			Concurrency: opts.Concurrency, OCI: helmAPIs.OCIRepository,
+			Workers: opts.Workers, OCI: helmAPIs.OCIRepository,
 			Recorded: func(uid string) string { e, _ := led.Get(uid); return e.Revision }}
 		if err := hrRec.SetupWithManager(ctx, mgr); err != nil {
 			return fmt.Errorf("set up HelmRelease controller: %w", err)
@@ -282,6 +284,7 @@ func newManager(cfg *rest.Config, opts Options) (ctrl.Manager, controller.HelmAP
 		Cache:                         cacheOpts,
 		Metrics:                       metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress:        opts.HealthAddr,
+		PprofBindAddress:              opts.PprofAddr,
 		LeaderElection:                opts.EnableLeaderElection,
 		LeaderElectionID:              "flux-commit-tracker",
 		LeaderElectionNamespace:       opts.Namespace,

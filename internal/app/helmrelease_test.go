@@ -2,7 +2,6 @@ package app_test
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,7 +9,6 @@ import (
 	"time"
 
 	helmv2 "github.com/fluxcd/helm-controller/api/v2"
-	"github.com/fluxcd/pkg/apis/meta"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -19,151 +17,58 @@ import (
 
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/apptest"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/testenv"
+	"github.com/flux-commit-tracker/flux-commit-tracker/test/fluxstatus"
 )
 
-// The HelmRelease helpers write statuses as helm-controller v1.4 and source-controller v1.x write them, for a
-// release whose chart (./charts/app, version 0.1.0) a HelmChart builds from the scenario's GitRepository with
-// reconcileStrategy Revision, so the chart version carries the commit: 0.1.0+<first 12 hex>.
+// The HelmRelease helpers write statuses as helm-controller v1.4 and source-controller v1.x write them (see
+// package fluxstatus), for a release whose chart a HelmChart builds from the scenario's GitRepository.
 
 // createHelmRelease creates the HelmRelease name and the HelmChart helm-controller creates for it.
 func (s *scenario) createHelmRelease(name string) {
 	s.t.Helper()
-	ctx := context.Background()
-	hr := &helmv2.HelmRelease{
-		ObjectMeta: metav1.ObjectMeta{Namespace: s.ns, Name: name},
-		Spec: helmv2.HelmReleaseSpec{
-			Interval: metav1.Duration{Duration: time.Minute},
-			Chart: &helmv2.HelmChartTemplate{Spec: helmv2.HelmChartTemplateSpec{
-				Chart: "./charts/app", ReconcileStrategy: sourcev1.ReconcileStrategyRevision,
-				SourceRef: helmv2.CrossNamespaceObjectReference{Kind: sourcev1.GitRepositoryKind, Name: "manifests"},
-			}},
-		},
+	hr, chart := fluxstatus.HelmRelease(s.ns, name, "manifests")
+	for _, obj := range []client.Object{hr, chart} {
+		if err := env.Client.Create(context.Background(), obj); err != nil {
+			s.t.Fatal(err)
+		}
 	}
-	if err := env.Client.Create(ctx, hr); err != nil {
-		s.t.Fatal(err)
-	}
-	chart := &sourcev1.HelmChart{
-		ObjectMeta: metav1.ObjectMeta{Namespace: s.ns, Name: hr.GetHelmChartName(),
-			Labels: map[string]string{"helm.toolkit.fluxcd.io/name": name, "helm.toolkit.fluxcd.io/namespace": s.ns}},
-		Spec: sourcev1.HelmChartSpec{
-			Chart: "./charts/app", Version: "*", Interval: metav1.Duration{Duration: time.Minute},
-			ReconcileStrategy: sourcev1.ReconcileStrategyRevision,
-			SourceRef:         sourcev1.LocalHelmChartSourceReference{Kind: sourcev1.GitRepositoryKind, Name: "manifests"},
-		},
-	}
-	if err := env.Client.Create(ctx, chart); err != nil {
-		s.t.Fatal(err)
-	}
-}
-
-func chartVersion(sha string) string { return "0.1.0+" + sha[:12] }
-
-func artifact(kind, revision string, at time.Time) *meta.Artifact {
-	path := fmt.Sprintf("%s/x/%s.tar.gz", strings.ToLower(kind), strings.ReplaceAll(revision, ":", "-"))
-	return &meta.Artifact{Revision: revision, Path: path, URL: "http://source-controller.flux-system.svc/" + path,
-		Digest: "sha256:" + strings.Repeat("0", 64), LastUpdateTime: metav1.NewTime(at), Size: new(int64)}
 }
 
 // fetch writes the GitRepository status source-controller writes after fetching sha at sec.
 func (s *scenario) fetch(sha string, sec int) {
 	s.t.Helper()
-	ctx := context.Background()
-	var gr sourcev1.GitRepository
-	if err := env.Client.Get(ctx, keyOf(s.ns, "manifests"), &gr); err != nil {
-		s.t.Fatal(err)
-	}
-	rev := "main@sha1:" + sha
-	gr.Status.ObservedGeneration = gr.Generation
-	gr.Status.Artifact = artifact(sourcev1.GitRepositoryKind, rev, s.at(sec))
-	gr.Status.Conditions = []metav1.Condition{{Type: meta.ReadyCondition, Status: metav1.ConditionTrue, Reason: meta.SucceededReason,
-		Message: "stored artifact for revision '" + rev + "'", LastTransitionTime: metav1.NewTime(s.at(sec)), ObservedGeneration: gr.Generation}}
-	if err := env.Client.Status().Update(ctx, &gr); err != nil {
-		s.t.Fatal(err)
-	}
+	s.updateStatus(&sourcev1.GitRepository{}, "manifests", func(o client.Object) { fluxstatus.Fetched(o.(*sourcev1.GitRepository), sha, s.at(sec)) })
 }
 
 // buildChart writes the HelmChart status source-controller writes after building the chart from sha at sec.
 func (s *scenario) buildChart(name, sha string, sec int) {
 	s.t.Helper()
-	ctx := context.Background()
-	var chart sourcev1.HelmChart
-	if err := env.Client.Get(ctx, keyOf(s.ns, s.ns+"-"+name), &chart); err != nil {
-		s.t.Fatal(err)
-	}
-	v := chartVersion(sha)
-	chart.Status.ObservedGeneration = chart.Generation
-	chart.Status.ObservedSourceArtifactRevision = "main@sha1:" + sha
-	chart.Status.ObservedChartName = "app"
-	chart.Status.Artifact = artifact(sourcev1.HelmChartKind, v, s.at(sec))
-	chart.Status.Conditions = []metav1.Condition{{Type: meta.ReadyCondition, Status: metav1.ConditionTrue, Reason: "ChartPackageSucceeded",
-		Message: "packaged 'app' chart with version '" + v + "'", LastTransitionTime: metav1.NewTime(s.at(sec)), ObservedGeneration: chart.Generation}}
-	if err := env.Client.Status().Update(ctx, &chart); err != nil {
-		s.t.Fatal(err)
-	}
+	s.updateStatus(&sourcev1.HelmChart{}, s.ns+"-"+name, func(o client.Object) { fluxstatus.ChartBuilt(o.(*sourcev1.HelmChart), sha, s.at(sec)) })
 }
 
 // release writes the HelmRelease status helm-controller writes once release v<version> of the chart built from
-// sha is deployed (installed for v1, upgraded after), Ready at sec; earlier deployed releases are superseded.
+// sha is deployed, Ready at sec.
 func (s *scenario) release(name string, version int, sha string, sec int) {
 	s.t.Helper()
-	s.writeRelease(name, version, sha, "deployed", func(hr *helmv2.HelmRelease, rel *helmv2.Snapshot) {
-		action, verb, reason := helmv2.ReleaseActionUpgrade, "upgrade", helmv2.UpgradeSucceededReason
-		if version == 1 {
-			action, verb, reason = helmv2.ReleaseActionInstall, "install", helmv2.InstallSucceededReason
-		}
-		msg := fmt.Sprintf("Helm %s succeeded for release %s with chart %s", verb, rel.FullReleaseName(), rel.VersionedChartName())
-		hr.Status.LastAttemptedReleaseAction = action
-		hr.Status.Failures = 0
-		hr.Status.Conditions = []metav1.Condition{
-			{Type: meta.ReadyCondition, Status: metav1.ConditionTrue, Reason: reason, Message: msg, LastTransitionTime: metav1.NewTime(s.at(sec)), ObservedGeneration: hr.Generation},
-			{Type: helmv2.ReleasedCondition, Status: metav1.ConditionTrue, Reason: reason, Message: msg, LastTransitionTime: metav1.NewTime(s.at(sec)), ObservedGeneration: hr.Generation},
-		}
-	}, sec)
+	s.updateStatus(&helmv2.HelmRelease{}, name, func(o client.Object) { fluxstatus.Released(o.(*helmv2.HelmRelease), version, sha, s.at(sec)) })
 }
 
 // failUpgrade writes the status helm-controller writes when the upgrade to release v<version> of the chart built
-// from sha fails at sec (no remediation).
+// from sha fails at sec.
 func (s *scenario) failUpgrade(name string, version int, sha string, sec int) {
 	s.t.Helper()
-	s.writeRelease(name, version, sha, "failed", func(hr *helmv2.HelmRelease, rel *helmv2.Snapshot) {
-		msg := fmt.Sprintf("Helm upgrade failed for release %s/%s with chart %s: context deadline exceeded", rel.Namespace, rel.Name, rel.VersionedChartName())
-		hr.Status.LastAttemptedReleaseAction = helmv2.ReleaseActionUpgrade
-		hr.Status.Failures, hr.Status.UpgradeFailures = 1, 1
-		hr.Status.Conditions = []metav1.Condition{
-			{Type: meta.ReadyCondition, Status: metav1.ConditionFalse, Reason: helmv2.UpgradeFailedReason, Message: msg, LastTransitionTime: metav1.NewTime(s.at(sec)), ObservedGeneration: hr.Generation},
-			{Type: helmv2.ReleasedCondition, Status: metav1.ConditionFalse, Reason: helmv2.UpgradeFailedReason, Message: msg, LastTransitionTime: metav1.NewTime(s.at(sec)), ObservedGeneration: hr.Generation},
-		}
-	}, sec)
+	s.updateStatus(&helmv2.HelmRelease{}, name, func(o client.Object) { fluxstatus.UpgradeFailed(o.(*helmv2.HelmRelease), version, sha, s.at(sec)) })
 }
 
-func (s *scenario) writeRelease(name string, version int, sha, status string, conds func(*helmv2.HelmRelease, *helmv2.Snapshot), sec int) {
+// updateStatus reads the object name into obj, lets set change it and writes its status.
+func (s *scenario) updateStatus(obj client.Object, name string, set func(client.Object)) {
 	s.t.Helper()
 	ctx := context.Background()
-	var hr helmv2.HelmRelease
-	if err := env.Client.Get(ctx, keyOf(s.ns, name), &hr); err != nil {
+	if err := env.Client.Get(ctx, keyOf(s.ns, name), obj); err != nil {
 		s.t.Fatal(err)
 	}
-	rel := &helmv2.Snapshot{
-		APIVersion: "v2", Digest: fmt.Sprintf("sha256:%064d", version), Name: name, Namespace: s.ns, Version: version,
-		Status: status, ChartName: "app", ChartVersion: chartVersion(sha), AppVersion: "1.0.0",
-		ConfigDigest: "sha256:" + strings.Repeat("c", 64), FirstDeployed: metav1.NewTime(s.at(sec - 2)), LastDeployed: metav1.NewTime(s.at(sec - 2)),
-	}
-	if len(hr.Status.History) > 0 {
-		rel.FirstDeployed = hr.Status.History[len(hr.Status.History)-1].FirstDeployed
-	}
-	for _, prev := range hr.Status.History {
-		if status == "deployed" && prev.Status == "deployed" {
-			prev.Status = "superseded"
-		}
-	}
-	hr.Status.History = append(helmv2.Snapshots{rel}, hr.Status.History...)
-	hr.Status.ObservedGeneration, hr.Status.LastAttemptedGeneration = hr.Generation, hr.Generation
-	hr.Status.HelmChart = s.ns + "/" + hr.GetHelmChartName()
-	hr.Status.StorageNamespace = s.ns
-	hr.Status.LastAttemptedRevision = rel.ChartVersion
-	hr.Status.LastAttemptedConfigDigest = rel.ConfigDigest
-	conds(&hr, rel)
-	if err := env.Client.Status().Update(ctx, &hr); err != nil {
+	set(obj)
+	if err := env.Client.Status().Update(ctx, obj); err != nil {
 		s.t.Fatal(err)
 	}
 }

@@ -36,6 +36,8 @@ type Options struct {
 	MetricsAddr          string
 	HealthAddr           string
 	Concurrency          int
+	Workers              int
+	PprofAddr            string
 	KubeAPIQPS           float32
 	KubeAPIBurst         int
 
@@ -73,6 +75,8 @@ var envNames = map[string]string{
 	"metrics-addr":              "METRICS_ADDR",
 	"health-addr":               "HEALTH_ADDR",
 	"concurrency":               "CONCURRENCY",
+	"workers":                   "WORKERS",
+	"pprof-addr":                "PPROF_ADDR",
 	"metrics-cardinality-limit": "METRICS_CARDINALITY_LIMIT",
 	"metrics-aggregation":       "METRICS_AGGREGATION",
 	"kube-api-qps":              "KUBE_API_QPS",
@@ -99,6 +103,7 @@ func DefaultOptions() Options {
 		MetricsAddr:        ":8888",
 		HealthAddr:         ":9440",
 		Concurrency:        4,
+		Workers:            256,
 		KubeAPIQPS:         50,
 		KubeAPIBurst:       100,
 		GitHubAPIURL:       "https://api.github.com",
@@ -123,7 +128,9 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.ClusterName, "cluster-name", o.ClusterName, "Value of the k8s.cluster.name attribute on every metric, span and log")
 	fs.StringVar(&o.MetricsAddr, "metrics-addr", o.MetricsAddr, "Address of the Prometheus /metrics endpoint")
 	fs.StringVar(&o.HealthAddr, "health-addr", o.HealthAddr, "Address of the /healthz and /readyz endpoints")
-	fs.IntVar(&o.Concurrency, "concurrency", o.Concurrency, "Number of Flux objects processed at once")
+	fs.IntVar(&o.Concurrency, "concurrency", o.Concurrency, "Commit lookups (GitHub, git, OCI) in flight at once per kind of provider")
+	fs.IntVar(&o.Workers, "workers", o.Workers, "Flux objects in flight at once per kind; most wait on a ledger write they share with others on the same shard")
+	fs.StringVar(&o.PprofAddr, "pprof-addr", o.PprofAddr, "Address of the Go profiling endpoints (/debug/pprof); empty: off. Profiles show object names: keep it private")
 	fs.Float32Var(&o.KubeAPIQPS, "kube-api-qps", o.KubeAPIQPS, "Kubernetes API requests per second the tracker may make (ledger writes)")
 	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", o.KubeAPIBurst, "Kubernetes API request burst")
 	fs.StringVar(&o.GitHubAPIURL, "github-api-url", o.GitHubAPIURL, "GitHub API base URL; for GitHub Enterprise use https://HOST/api/v3")
@@ -197,13 +204,19 @@ func (o *Options) Validate() error {
 	if _, err := labels.Parse(o.WatchLabelSelector); err != nil {
 		errs = append(errs, fmt.Errorf("invalid --watch-label-selector: %w", err))
 	}
-	for _, a := range []struct{ flag, addr string }{{"metrics-addr", o.MetricsAddr}, {"health-addr", o.HealthAddr}} {
+	for _, a := range []struct{ flag, addr string }{{"metrics-addr", o.MetricsAddr}, {"health-addr", o.HealthAddr}, {"pprof-addr", o.PprofAddr}} {
+		if a.addr == "" && a.flag == "pprof-addr" {
+			continue
+		}
 		if _, _, err := net.SplitHostPort(a.addr); err != nil {
 			errs = append(errs, fmt.Errorf("invalid --%s %q: %w", a.flag, a.addr, err))
 		}
 	}
 	if o.Concurrency < 1 {
 		errs = append(errs, fmt.Errorf("invalid --concurrency %d: must be at least 1", o.Concurrency))
+	}
+	if o.Workers <= o.Concurrency {
+		errs = append(errs, fmt.Errorf("invalid --workers %d: must be more than --concurrency (%d), so one worker stays free for objects on another provider", o.Workers, o.Concurrency))
 	}
 	if o.KubeAPIQPS <= 0 || o.KubeAPIBurst < 1 {
 		errs = append(errs, fmt.Errorf("invalid --kube-api-qps %v / --kube-api-burst %d: must be positive", o.KubeAPIQPS, o.KubeAPIBurst))

@@ -58,6 +58,8 @@ func TestBadValuesExitTwoNamingTheFlag(t *testing.T) {
 		{"namespace", []string{"--namespace=Not_Valid"}, nil, "--namespace"},
 		{"github api url", []string{"--github-api-url=ftp://x"}, nil, "--github-api-url"},
 		{"concurrency", []string{"--concurrency=0"}, nil, "--concurrency"},
+		{"workers not above concurrency", []string{"--concurrency=8", "--workers=8"}, nil, "--workers 8: must be more than --concurrency"},
+		{"pprof addr from env", nil, map[string]string{"PPROF_ADDR": "6060"}, "--pprof-addr"},
 		{"unknown flag", []string{"--nope"}, nil, "unknown flag: --nope"},
 		{"app id", nil, map[string]string{"GITHUB_APP_ID": "abc"}, "GITHUB_APP_ID"},
 		{"incomplete app", nil, map[string]string{"GITHUB_APP_ID": "1", "GITHUB_APP_PRIVATE_KEY": "-----BEGIN RSA PRIVATE KEY-----\nsecretkeymaterial"}, "GITHUB_APP_INSTALLATION_ID"},

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
-	"github.com/fluxcd/pkg/apis/meta"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -20,6 +19,7 @@ import (
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits/github/githubtest"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/ledger"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/testenv"
+	"github.com/flux-commit-tracker/flux-commit-tracker/test/fluxstatus"
 )
 
 var (
@@ -125,13 +125,7 @@ func (s *scenario) apply(name, revision string, at time.Time) {
 	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: s.ns, Name: name}, &k); err != nil {
 		s.t.Fatal(err)
 	}
-	k.Status.ObservedGeneration = k.Generation
-	k.Status.LastAppliedRevision = revision
-	k.Status.LastAttemptedRevision = revision
-	k.Status.Conditions = []metav1.Condition{{
-		Type: meta.ReadyCondition, Status: metav1.ConditionTrue, Reason: meta.ReconciliationSucceededReason,
-		Message: "Applied revision: " + revision, LastTransitionTime: metav1.NewTime(at), ObservedGeneration: k.Generation,
-	}}
+	fluxstatus.Applied(&k, revision, at)
 	if err := env.Client.Status().Update(ctx, &k); err != nil {
 		s.t.Fatal(err)
 	}

@@ -130,6 +130,8 @@ type RateLimitError struct {
 	Until time.Time
 	// Cause says which limit answered (primary, secondary, Retry-After).
 	Cause string
+	// Busy marks the tracker's own bound on lookups in flight, not an answer of the provider.
+	Busy bool
 }
 
 func (e *RateLimitError) Error() string {

@@ -37,7 +37,10 @@ func waitReady(ctx context.Context, ready <-chan struct{}) error {
 // object for when it may be called again, without holding the worker (Flux's apply time is kept, so the
 // samples come out the same later).
 func process(ctx context.Context, p Processor, d flux.Deployment) (ctrl.Result, error) {
-	_, err := p.Process(ctx, d)
+	res, err := p.Process(ctx, d)
+	if err == nil && res.RetryAfter > 0 {
+		return ctrl.Result{RequeueAfter: max(res.RetryAfter, minRequeue)}, nil
+	}
 	if wait, limited := commits.RetryAfter(err, time.Now()); limited {
 		return ctrl.Result{RequeueAfter: max(wait, minRequeue)}, nil
 	}

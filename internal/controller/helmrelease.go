@@ -101,8 +101,8 @@ type HelmReleaseReconciler struct {
 	Logger    *slog.Logger
 	// Ready gates reconciles until the ledger is loaded; nil means ready.
 	Ready <-chan struct{}
-	// Concurrency is the number of objects reconciled at once.
-	Concurrency int
+	// Workers is the number of objects reconciled at once.
+	Workers int
 	// OCI enables releases with a chartRef to an OCIRepository; the cluster must serve OCIRepository v1.
 	OCI bool
 	// Recorded returns the revision last recorded for an object UID (the ledger's), so that a release whose
@@ -143,7 +143,7 @@ func (r *HelmReleaseReconciler) SetupWithManager(ctx context.Context, mgr ctrl.M
 		}
 		b = b.Watches(&sourcev1.OCIRepository{}, handler.EnqueueRequestsFromMapFunc(r.forOCIRepository), builder.WithPredicates(ociChanged{}))
 	}
-	return b.WithOptions(workerOptions(r.Concurrency)).Complete(r)
+	return b.WithOptions(workerOptions(r.Workers)).Complete(r)
 }
 
 // Reconcile hands the HelmRelease's deployed release, as a revision, to the tracker.

@@ -45,8 +45,8 @@ type KustomizationReconciler struct {
 	Logger    *slog.Logger
 	// Ready gates reconciles until the ledger is loaded; nil means ready.
 	Ready <-chan struct{}
-	// Concurrency is the number of objects reconciled at once.
-	Concurrency int
+	// Workers is the number of objects reconciled at once.
+	Workers int
 }
 
 // SetupWithManager registers the indexes and the controller.
@@ -62,7 +62,7 @@ func (r *KustomizationReconciler) SetupWithManager(ctx context.Context, mgr ctrl
 		For(&kustomizev1.Kustomization{}, builder.WithPredicates(appliedChanged{})).
 		Watches(&sourcev1.GitRepository{}, handler.EnqueueRequestsFromMapFunc(r.forSource(sourcev1.GitRepositoryKind)), builder.WithPredicates(sourceChanged{})).
 		Watches(&sourcev1.OCIRepository{}, handler.EnqueueRequestsFromMapFunc(r.forSource(sourcev1.OCIRepositoryKind)), builder.WithPredicates(sourceChanged{})).
-		WithOptions(workerOptions(r.Concurrency)).
+		WithOptions(workerOptions(r.Workers)).
 		Complete(r)
 }
 

@@ -176,7 +176,7 @@ func BenchmarkLedgerWrites(b *testing.B) {
 					}
 					touched := map[string]bool{}
 					for i := range k {
-						touched[ledger.Home(l, benchUID(i))] = true
+						touched[l.Home(benchUID(i))] = true
 					}
 					moved := float64(k * b.N)
 					b.ReportMetric(float64(len(touched)), "shards-touched")

@@ -145,6 +145,13 @@ func (l *ConfigMaps) Entries() map[string]Entry {
 	return maps.Clone(l.entries)
 }
 
+// Find returns the UIDs whose entries match.
+func (l *ConfigMaps) Find(match func(Entry) bool) []string {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return find(l.entries, match)
+}
+
 // Put stores e for uid whatever is stored.
 func (l *ConfigMaps) Put(ctx context.Context, uid string, e Entry) error { return Put(ctx, l, uid, e) }
 
@@ -156,7 +163,7 @@ func (l *ConfigMaps) Swap(ctx context.Context, uid string, prev *Entry, next Ent
 	if err != nil {
 		return err
 	}
-	return l.submit(ctx, l.home(uid), &op{uid: uid, prev: prev, next: next, raw: raw})
+	return l.submit(ctx, l.Home(uid), &op{uid: uid, prev: prev, next: next, raw: raw})
 }
 
 // Delete removes the entry for uid from its shard.
@@ -164,7 +171,7 @@ func (l *ConfigMaps) Delete(ctx context.Context, uid string) error {
 	if _, ok := l.Get(uid); !ok {
 		return nil
 	}
-	return l.submit(ctx, l.home(uid), &op{uid: uid, del: true})
+	return l.submit(ctx, l.Home(uid), &op{uid: uid, del: true})
 }
 
 // op is one change waiting for its shard's next write.
@@ -423,7 +430,7 @@ func (l *ConfigMaps) refresh(ctx context.Context, name string, cm *corev1.Config
 			l.onBadEntry(ctx, name, uid, err)
 			continue
 		}
-		if ok && l.home(uid) == name {
+		if ok && l.Home(uid) == name {
 			decoded[uid] = e
 		}
 	}
@@ -463,8 +470,8 @@ func (l *ConfigMaps) tidy(ctx context.Context, cm *corev1.ConfigMap) {
 	}
 }
 
-// home is the shard that holds uid: the one its hash picks.
-func (l *ConfigMaps) home(uid string) string {
+// Home is the shard that holds uid: the one its hash picks.
+func (l *ConfigMaps) Home(uid string) string {
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(uid))
 	return ShardName(l.prefix, int(h.Sum32()%uint32(l.shards)))

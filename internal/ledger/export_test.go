@@ -8,8 +8,5 @@ func Pending(l *ConfigMaps, name string) int {
 	return len(q.pending)
 }
 
-// Home returns the shard l keeps uid in.
-func Home(l *ConfigMaps, uid string) string { return l.home(uid) }
-
 // LegacyShards is the shard count of the earlier layout.
 const LegacyShards = legacyShards

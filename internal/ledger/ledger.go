@@ -86,6 +86,19 @@ type Ledger interface {
 	Len() int
 	// Entries returns a copy of all entries by UID.
 	Entries() map[string]Entry
+	// Find returns the UIDs whose entries match, without copying the entries.
+	Find(match func(Entry) bool) []string
+}
+
+// find returns the UIDs of the entries that match; the caller holds their lock.
+func find(entries map[string]Entry, match func(Entry) bool) []string {
+	var uids []string
+	for uid, e := range entries {
+		if match(e) {
+			uids = append(uids, uid)
+		}
+	}
+	return uids
 }
 
 // Put stores e for uid whatever is stored: a Swap from the entry in memory, retried on conflicts.

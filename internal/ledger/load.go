@@ -47,7 +47,7 @@ func (l *ConfigMaps) moveHome(ctx context.Context, cms []*corev1.ConfigMap) erro
 	for _, cm := range cms {
 		// Shards in order, keys sorted: of several copies outside home, the first found is the one moved.
 		for _, uid := range slices.Sorted(maps.Keys(cm.Data)) {
-			home := l.home(uid)
+			home := l.Home(uid)
 			if home == cm.Name {
 				continue
 			}

@@ -62,3 +62,10 @@ func (m *Memory) Entries() map[string]Entry {
 	defer m.mu.RUnlock()
 	return maps.Clone(m.entries)
 }
+
+// Find returns the UIDs whose entries match.
+func (m *Memory) Find(match func(Entry) bool) []string {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return find(m.entries, match)
+}

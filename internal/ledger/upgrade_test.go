@@ -130,9 +130,9 @@ func checkLayout(t *testing.T, ns string, l *ledger.ConfigMaps, want map[string]
 	}
 	held := shardsHolding(t, ns)
 	for uid, e := range want {
-		raw, ok := held[uid][ledger.Home(l, uid)]
+		raw, ok := held[uid][l.Home(uid)]
 		if !ok || len(held[uid]) != 1 {
-			t.Errorf("entry %s stored in %v, want only its home %s", uid, held[uid], ledger.Home(l, uid))
+			t.Errorf("entry %s stored in %v, want only its home %s", uid, held[uid], l.Home(uid))
 			continue
 		}
 		var got ledger.Entry
@@ -256,14 +256,14 @@ func TestInterruptedUpgradeIsCompletedByTheNextLoad(t *testing.T) {
 	// One object was moved home and recorded on before: its old copy is stale, the home copy wins.
 	var movedOn string
 	for uid := range want {
-		if ledger.Home(probe, uid) != legacyShard(uid) {
+		if probe.Home(uid) != legacyShard(uid) {
 			movedOn = uid
 			break
 		}
 	}
 	newer := want[movedOn]
 	newer.Revision, newer.Recorded, newer.Writer = rev(777), "", "fedcba987654"
-	home := ledger.Home(probe, movedOn)
+	home := probe.Home(movedOn)
 	if data[home] == nil {
 		data[home] = map[string]string{}
 	}

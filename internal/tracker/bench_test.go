@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/flux"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/latency"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/ledger"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/tracker"
 )
 
@@ -141,4 +143,29 @@ func BenchmarkProcessWarm(b *testing.B) {
 	}
 	b.ReportMetric(ms(0.50), "p50-ms")
 	b.ReportMetric(ms(0.99), "p99-ms")
+}
+
+// BenchmarkForget deletes one object from a ledger of 10,000: its cost must not grow with the ledger (a
+// burst of deletions runs on many workers at once).
+func BenchmarkForget(b *testing.B) {
+	f := newFixture(b)
+	const entries = 10000
+	for i := range entries {
+		if err := ledger.Put(context.Background(), f.led, fmt.Sprintf("uid-%05d", i), ledger.Entry{
+			Kind: flux.KindKustomization, Namespace: "apps", Name: fmt.Sprintf("app-%05d", i), Revision: rev(strings.Repeat("a", 40))}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		name := fmt.Sprintf("app-%05d", i%entries)
+		if err := f.trk.Forget(context.Background(), flux.KindKustomization, "apps", name); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	if n := f.led.Len(); n != entries-min(b.N, entries) {
+		b.Fatalf("%d entries left after %d deletions of %d, want %d", n, b.N, entries, entries-min(b.N, entries))
+	}
 }

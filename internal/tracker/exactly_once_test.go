@@ -3,6 +3,7 @@ package tracker_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -150,27 +151,44 @@ func (p *blockingProvider) Range(ctx context.Context, repo commits.Repository, b
 	return p.Provider.Range(ctx, repo, base, head)
 }
 
-func TestBusyProviderTurnsObjectsAwayWithoutWaiting(t *testing.T) {
-	f := newFixture(t)
-	c0 := f.commit(0, nil)
-	for _, name := range []string{"a", "b"} {
-		f.baseline(name, c0)
-	}
-	c1 := f.commit(100, nil)
-	slow := &blockingProvider{Provider: f.gh, entered: make(chan struct{}, 2), release: make(chan struct{})}
+// oneSlotTracker is the fixture's tracker on led and the GitHub provider gh, with one provider slot and waiters
+// applies allowed to wait for it.
+func (f *fixture) oneSlotTracker(led ledger.Ledger, gh commits.Provider, waiters int) *tracker.Tracker {
+	f.tb.Helper()
 	trk, err := tracker.New(tracker.Options{
-		Ledger: f.led, Providers: tracker.Providers{GitHub: slow, GitHubHosts: []string{"github.com"}}.For,
+		Ledger: led, Providers: tracker.Providers{GitHub: gh, GitHubHosts: []string{"github.com"}}.For,
 		Recorder: f.tel.Metrics, Tracer: f.tel.TracerProvider.Tracer(telemetry.ScopeName), Logger: f.tel.Logger,
-		Clock: f.clock, ClusterName: clusterName, ProviderSlots: 1,
+		Clock: f.clock, ClusterName: clusterName, ProviderSlots: 1, ProviderWaiters: waiters,
 	})
 	if err != nil {
-		t.Fatal(err)
+		f.tb.Fatal(err)
 	}
-	done := make(chan error, 1)
+	return trk
+}
+
+// slotHeldByA baselines a, b and c at c0 and has a process c1 on a tracker with one provider slot (and waiters
+// applies allowed to wait for it), its range lookup
+// held by slow until slow.release closes; done receives a's result.
+func slotHeldByA(t *testing.T, waiters int) (f *fixture, trk *tracker.Tracker, slow *blockingProvider, done chan error, c0, c1 string) {
+	t.Helper()
+	f = newFixture(t)
+	c0 = f.commit(0, nil)
+	for _, name := range []string{"a", "b", "c"} {
+		f.baseline(name, c0)
+	}
+	c1 = f.commit(100, nil)
+	slow = &blockingProvider{Provider: f.gh, entered: make(chan struct{}, 2), release: make(chan struct{})}
+	trk = f.oneSlotTracker(f.led, slow, waiters)
+	done = make(chan error, 1)
 	go func() { _, err := trk.Process(context.Background(), dep("a", rev(c1), at(130))); done <- err }()
 	<-slow.entered
+	return f, trk, slow, done, c0, c1
+}
+
+func TestBusyProviderTurnsObjectsAwayWithoutWaiting(t *testing.T) {
+	f, trk, slow, done, _, c1 := slotHeldByA(t, 0)
 	// The one GitHub slot is held: b is turned away at once with a short requeue.
-	_, err = trk.Process(context.Background(), dep("b", rev(c1), at(130)))
+	_, err := trk.Process(context.Background(), dep("b", rev(c1), at(130)))
 	if wait, limited := commits.RetryAfter(err, f.clock.Now()); !limited || wait <= 0 || wait > time.Minute {
 		t.Fatalf("Process with the provider busy = %v; want a short requeue", err)
 	}
@@ -182,6 +200,147 @@ func TestBusyProviderTurnsObjectsAwayWithoutWaiting(t *testing.T) {
 	if err != nil || res.Outcome != tracker.Recorded {
 		t.Fatalf("b once the slot is free = %q, %v; want recorded", res.Outcome, err)
 	}
+}
+
+// With room for one waiter, one of b and c waits for the slot a holds and records once a's lookup answers; the
+// other, past the waiters, is turned away at once.
+func TestBusyProviderLetsAFewApplyWait(t *testing.T) {
+	f, trk, slow, done, _, c1 := slotHeldByA(t, 1)
+	type outcome struct {
+		name string
+		res  tracker.Result
+		err  error
+	}
+	results := make(chan outcome, 2)
+	for _, name := range []string{"b", "c"} {
+		go func() {
+			res, err := trk.Process(context.Background(), dep(name, rev(c1), at(130)))
+			results <- outcome{name, res, err}
+		}()
+	}
+	first := <-results
+	if _, limited := commits.RetryAfter(first.err, f.clock.Now()); !limited {
+		t.Fatalf("%s with the slot held = %q, %v; want a short requeue for the one past the waiter", first.name, first.res.Outcome, first.err)
+	}
+	select {
+	case o := <-results:
+		t.Fatalf("%s returned while the slot was held: %q, %v; want it waiting", o.name, o.res.Outcome, o.err)
+	default:
+	}
+	close(slow.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if o := <-results; o.err != nil || o.res.Outcome != tracker.Recorded {
+		t.Fatalf("%s after waiting = %q, %v; want recorded", o.name, o.res.Outcome, o.err)
+	}
+}
+
+// blockingLedger holds every write until released, as a shard write waits its turn under the client rate limit.
+type blockingLedger struct {
+	ledger.Ledger
+	entered chan string
+	release chan struct{}
+}
+
+func (l *blockingLedger) Swap(ctx context.Context, uid string, prev *ledger.Entry, next ledger.Entry) error {
+	l.entered <- uid
+	select {
+	case <-l.release:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return l.Ledger.Swap(ctx, uid, prev, next)
+}
+
+// An apply waiting on its ledger write no longer needs its provider: the slot goes to the next apply, so a
+// burst's writes wait together and share their shards' writes.
+func TestLedgerWriteDoesNotHoldTheProviderSlot(t *testing.T) {
+	f := newFixture(t)
+	c0 := f.commit(0, nil)
+	for _, name := range []string{"a", "b"} {
+		f.baseline(name, c0)
+	}
+	c1 := f.commit(100, nil)
+	led := &blockingLedger{Ledger: f.led, entered: make(chan string, 2), release: make(chan struct{})}
+	trk := f.oneSlotTracker(led, f.gh, 0)
+	done := make(chan error, 2)
+	process := func(name string) {
+		res, err := trk.Process(context.Background(), dep(name, rev(c1), at(130)))
+		if err == nil && res.Outcome != tracker.Recorded {
+			err = fmt.Errorf("%s: outcome %q, want recorded", name, res.Outcome)
+		}
+		done <- err
+	}
+	go process("a")
+	if uid := <-led.entered; uid != "uid-a" {
+		t.Fatalf("write of %s waiting, want uid-a", uid)
+	}
+	// a waits on its write; b, on the same provider with its one slot, reaches its own write too.
+	go process("b")
+	select {
+	case uid := <-led.entered:
+		if uid != "uid-b" {
+			t.Fatalf("write of %s waiting, want uid-b", uid)
+		}
+	case err := <-done:
+		t.Fatalf("b ended while a waited on its write: %v; want b waiting on its write too", err)
+	}
+	close(led.release)
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A pending rollout whose provider is busy is not looked up by a waiting worker: the gauge takes the fetch
+// time for now, and the object comes back shortly to look its commits up.
+func TestPendingLookupWithBusyProviderComesBack(t *testing.T) {
+	_, trk, slow, done, c0, c1 := slotHeldByA(t, 0)
+
+	pending := dep("b", rev(c0), at(0))
+	pending.SourceRevision, pending.SourceFetched = rev(c1), at(120)
+	type outcome struct {
+		res tracker.Result
+		err error
+	}
+	got := make(chan outcome, 1)
+	go func() { res, err := trk.Process(context.Background(), pending); got <- outcome{res, err} }()
+	var res tracker.Result
+	var err error
+	select {
+	case o := <-got:
+		res, err = o.res, o.err
+	case <-slow.entered:
+		t.Fatal("b's pending commits looked up past the full provider slots")
+	}
+	if err != nil || res.Outcome != tracker.Unchanged || res.RetryAfter <= 0 || res.RetryAfter > time.Minute {
+		t.Fatalf("pending b with the provider busy = %q, retry after %s, %v; want unchanged, a short retry", res.Outcome, res.RetryAfter, err)
+	}
+	if s := rolloutOf(trk, "b"); !s.PendingSince.Equal(at(120)) {
+		t.Errorf("b pending since %v with the provider busy, want the fetch time %v", s.PendingSince, at(120))
+	}
+	close(slow.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	res, err = trk.Process(context.Background(), pending)
+	if err != nil || res.RetryAfter != 0 {
+		t.Fatalf("pending b once the slot is free: retry after %s, %v; want none", res.RetryAfter, err)
+	}
+	if s := rolloutOf(trk, "b"); !s.PendingSince.Equal(at(100)) {
+		t.Errorf("b pending since %v once looked up, want c1's commit time %v", s.PendingSince, at(100))
+	}
+}
+
+func rolloutOf(trk *tracker.Tracker, name string) telemetry.RolloutState {
+	for _, s := range trk.Rollouts() {
+		if s.Attributes.Name == name {
+			return s
+		}
+	}
+	return telemetry.RolloutState{}
 }
 
 func TestImplausibleUpstreamTimeIsRejectedAndCounted(t *testing.T) {

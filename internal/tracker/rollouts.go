@@ -56,14 +56,15 @@ func (t *Tracker) Rollouts() []telemetry.RolloutState {
 
 // observeRollout updates d's stuck-rollout state: failing since Flux's Ready=False transition on an unapplied
 // attempt; pending since the oldest commit the source has fetched beyond the applied revision. An event that
-// changes none of the inputs costs nothing, and only a pending rollout needs a provider.
-func (t *Tracker) observeRollout(ctx context.Context, d flux.Deployment, attrs telemetry.ObjectAttributes, log *slog.Logger) {
+// changes none of the inputs costs nothing, and only a pending rollout needs a provider. When that provider's
+// slots are full, the fetch time stands in for the oldest commit's and retry says when to look again.
+func (t *Tracker) observeRollout(ctx context.Context, d flux.Deployment, attrs telemetry.ObjectAttributes, log *slog.Logger) (retry time.Duration) {
 	key, in := rolloutKey(d.Kind, d.Namespace, d.Name), inputsOf(d)
 	t.rollouts.mu.Lock()
 	prev, known := t.rollouts.states[key]
 	t.rollouts.mu.Unlock()
 	if known && prev.inputs.equal(in) {
-		return
+		return 0
 	}
 	state := telemetry.RolloutState{Attributes: attrs, FailingSince: d.FailingSince}
 	if known && prev.inputs.repository == in.repository && prev.inputs.override == in.override && prev.inputs.provider == in.provider {
@@ -72,7 +73,14 @@ func (t *Tracker) observeRollout(ctx context.Context, d flux.Deployment, attrs t
 	if applied, source, pending := pendingRange(d); pending {
 		if src, err := t.opts.Providers(ctx, d); err == nil {
 			state.Attributes.Repository = redact.URL(src.Repository.String())
-			state.PendingSince = t.pendingSince(ctx, d, src, applied, source, log)
+			if release, busy := t.slots.acquire(ctx, src.Kind); busy != nil {
+				state.PendingSince = d.SourceFetched
+				retry, _ = commits.RetryAfter(busy, t.opts.Clock.Now())
+				in = rolloutInputs{} // matches no event: the next one looks the commits up
+			} else {
+				state.PendingSince = t.pendingSince(ctx, d, src, applied, source, log)
+				release()
+			}
 		}
 	}
 	t.rollouts.mu.Lock()
@@ -81,6 +89,7 @@ func (t *Tracker) observeRollout(ctx context.Context, d flux.Deployment, attrs t
 		t.rollouts.states = map[string]rollout{}
 	}
 	t.rollouts.states[key] = rollout{state: state, inputs: in}
+	return retry
 }
 
 // pendingRange returns the applied and fetched revisions when the source has fetched one the object has not applied.

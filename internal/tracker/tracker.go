@@ -87,6 +87,9 @@ type Options struct {
 	// ProviderSlots bounds the applies that may wait on one kind of provider (GitHub, git) at once, so a slow or
 	// limited one cannot take every worker from objects that use another; 0 is unbounded.
 	ProviderSlots int
+	// ProviderWaiters is how many more applies may wait for a slot of their kind; the rest are turned away with
+	// a short requeue.
+	ProviderWaiters int
 	// ClockSkewTolerance is how far past the observation a time may lie before it is implausible; zero is
 	// latency.DefaultClockSkewTolerance.
 	ClockSkewTolerance time.Duration
@@ -115,7 +118,7 @@ func New(opts Options) (*Tracker, error) {
 	if opts.CommitTime == "" {
 		opts.CommitTime = commits.CommitterTime
 	}
-	return &Tracker{opts: opts, slots: newProviderSlots(opts.ProviderSlots, opts.Clock)}, nil
+	return &Tracker{opts: opts, slots: newProviderSlots(opts.ProviderSlots, opts.ProviderWaiters, opts.Clock)}, nil
 }
 
 // Result reports what Process did.
@@ -127,6 +130,8 @@ type Result struct {
 	// Applied is the apply time used; AppliedFromFlux says whether it came from Flux's Ready condition.
 	Applied         time.Time
 	AppliedFromFlux bool
+	// RetryAfter asks for the object to be processed again after it: its pending commits could not be looked up yet.
+	RetryAfter time.Duration
 
 	repository string // redacted repository URL of the recorded commits
 	attrs      telemetry.ObjectAttributes
@@ -159,9 +164,13 @@ func (t *Tracker) Process(ctx context.Context, d flux.Deployment) (res Result, e
 			err = redact.Error(err)
 			span.RecordError(err)
 			span.SetStatus(codes.Error, err.Error())
-			if _, limited := commits.RetryAfter(err, observed); limited {
-				log.InfoContext(ctx, "apply not recorded yet: provider limited or busy, object requeued", "error", err)
-			} else {
+			var rl *commits.RateLimitError
+			switch {
+			case errors.As(err, &rl) && rl.Busy:
+				log.DebugContext(ctx, "apply not recorded yet: provider busy with other applies, object requeued", "error", err)
+			case errors.As(err, &rl):
+				log.InfoContext(ctx, "apply not recorded yet: provider rate limited, object requeued", "error", err)
+			default:
 				log.ErrorContext(ctx, "apply not recorded", "error", err)
 			}
 		}
@@ -171,7 +180,12 @@ func (t *Tracker) Process(ctx context.Context, d flux.Deployment) (res Result, e
 	if d.Revision == "" {
 		return Result{Outcome: Pending}, nil
 	}
-	t.observeRollout(ctx, d, attrs, log)
+	retry := t.observeRollout(ctx, d, attrs, log)
+	defer func() {
+		if err == nil {
+			res.RetryAfter = retry
+		}
+	}()
 	// Each decision is a compare-and-set on the entry it was made from: when another writer moved it, memory
 	// now holds what that writer stored, and the apply is decided again from there.
 	for range maxDecisions {
@@ -250,7 +264,7 @@ func (t *Tracker) decide(ctx context.Context, d flux.Deployment, prev *ledger.En
 		t.opts.Recorder.AddError(ctx, SourceErrorReason(err), attrs)
 		return Result{Outcome: NotRecorded}, fmt.Errorf("%w: %w", ErrPermanent, err)
 	}
-	release, err := t.slots.acquire(src.Kind)
+	release, err := t.slots.acquire(ctx, src.Kind)
 	if err != nil {
 		return Result{}, err
 	}
@@ -317,6 +331,8 @@ func (t *Tracker) decide(ctx context.Context, d flux.Deployment, prev *ledger.En
 	fetchSamples, fetchRejected := latency.FetchStages(d.Fetched, applied, delivered, bounds)
 	samples, rejected = append(samples, fetchSamples...), append(rejected, fetchRejected...)
 
+	// The lookups are done: the slot goes to the next apply while this one waits on its shared ledger write.
+	release()
 	// The ledger is written before anything is emitted: a failed write leaves nothing recorded to repeat.
 	if err := t.checkpoint(ctx, d, prev, observed, d.Revision, export); err != nil {
 		return Result{}, err
@@ -519,7 +535,7 @@ func (t *Tracker) firstBaselineExport(ctx context.Context, d flux.Deployment, sh
 	if err != nil {
 		return "", nil // recording fails on the same source later, and says why
 	}
-	release, err := t.slots.acquire(src.Kind)
+	release, err := t.slots.acquire(ctx, src.Kind)
 	if err != nil {
 		return "", err
 	}
@@ -585,9 +601,22 @@ func (t *Tracker) emit(commitCtx map[string]context.Context, samples []latency.S
 // Forget drops the ledger entries, gauge state and metric series of a deleted object.
 func (t *Tracker) Forget(ctx context.Context, kind, namespace, name string) error {
 	t.forgetObject(ctx, kind, namespace, name)
-	return t.Prune(ctx, func(_ string, e ledger.Entry) (bool, error) {
-		return e.Kind != kind || e.Namespace != namespace || e.Name != name, nil
-	})
+	// Found without copying the ledger: many objects may be deleted at once, each on its own worker.
+	for _, uid := range t.opts.Ledger.Find(func(e ledger.Entry) bool { return e.Kind == kind && e.Namespace == namespace && e.Name == name }) {
+		if err := t.removeEntry(ctx, uid, ledger.Entry{Kind: kind, Namespace: namespace, Name: name}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// removeEntry deletes the ledger entry uid of the object e names.
+func (t *Tracker) removeEntry(ctx context.Context, uid string, e ledger.Entry) error {
+	if err := t.opts.Ledger.Delete(ctx, uid); err != nil {
+		return fmt.Errorf("forget %s %s/%s: %w", e.Kind, e.Namespace, e.Name, err)
+	}
+	t.opts.Logger.InfoContext(ctx, "object gone: ledger entry removed", "kind", e.Kind, "namespace", e.Namespace, "name", e.Name, "uid", uid)
+	return nil
 }
 
 // Prune drops the ledger entries for which exists reports false: objects deleted while the tracker was down,
@@ -602,10 +631,9 @@ func (t *Tracker) Prune(ctx context.Context, exists func(uid string, e ledger.En
 			continue
 		}
 		t.forgetObject(ctx, e.Kind, e.Namespace, e.Name)
-		if err := t.opts.Ledger.Delete(ctx, uid); err != nil {
-			return fmt.Errorf("forget %s %s/%s: %w", e.Kind, e.Namespace, e.Name, err)
+		if err := t.removeEntry(ctx, uid, e); err != nil {
+			return err
 		}
-		t.opts.Logger.InfoContext(ctx, "object gone: ledger entry removed", "kind", e.Kind, "namespace", e.Namespace, "name", e.Name, "uid", uid)
 	}
 	return nil
 }

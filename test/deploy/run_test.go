@@ -19,7 +19,6 @@ import (
 	"time"
 
 	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
-	"github.com/fluxcd/pkg/apis/meta"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
@@ -39,6 +38,7 @@ import (
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits/github/githubtest"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/ledger"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/testenv"
+	"github.com/flux-commit-tracker/flux-commit-tracker/test/fluxstatus"
 )
 
 const (
@@ -524,11 +524,7 @@ func (f *flux) apply(sha string, sec int) {
 	if err := f.c.env.Client.Get(ctx, client.ObjectKey{Namespace: f.ns, Name: "app"}, &k); err != nil {
 		f.t.Fatal(err)
 	}
-	rev := "main@sha1:" + sha
-	k.Status.ObservedGeneration = k.Generation
-	k.Status.LastAppliedRevision, k.Status.LastAttemptedRevision = rev, rev
-	k.Status.Conditions = []metav1.Condition{{Type: meta.ReadyCondition, Status: metav1.ConditionTrue, Reason: meta.ReconciliationSucceededReason,
-		Message: "Applied revision: " + rev, LastTransitionTime: metav1.NewTime(f.at(sec)), ObservedGeneration: k.Generation}}
+	fluxstatus.Applied(&k, fluxstatus.Revision(sha), f.at(sec))
 	if err := f.c.env.Client.Status().Update(ctx, &k); err != nil {
 		f.t.Fatal(err)
 	}

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
-	"github.com/fluxcd/pkg/apis/meta"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits/github/githubtest"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/testenv"
+	"github.com/flux-commit-tracker/flux-commit-tracker/test/fluxstatus"
 	"github.com/flux-commit-tracker/flux-commit-tracker/test/harness"
 )
 
@@ -149,13 +149,7 @@ func (f *fleet) move(name string, pos int) {
 		var k kustomizev1.Kustomization
 		err := env.Client.Get(ctx, client.ObjectKey{Namespace: f.ns, Name: name}, &k)
 		if err == nil {
-			revision := "main@sha1:" + c.sha
-			k.Status.ObservedGeneration = k.Generation
-			k.Status.LastAppliedRevision, k.Status.LastAttemptedRevision = revision, revision
-			k.Status.Conditions = []metav1.Condition{{
-				Type: meta.ReadyCondition, Status: metav1.ConditionTrue, Reason: meta.ReconciliationSucceededReason,
-				Message: "Applied revision: " + revision, LastTransitionTime: metav1.NewTime(at), ObservedGeneration: k.Generation,
-			}}
+			fluxstatus.Applied(&k, fluxstatus.Revision(c.sha), at)
 			err = env.Client.Status().Update(ctx, &k)
 		}
 		if err == nil {

@@ -6,6 +6,8 @@ package scale_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,16 +17,19 @@ import (
 	"testing"
 	"time"
 
+	helmv2 "github.com/fluxcd/helm-controller/api/v2"
 	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
-	"github.com/fluxcd/pkg/apis/meta"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits/github/githubtest"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/ledger"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/testenv"
+	"github.com/flux-commit-tracker/flux-commit-tracker/test/fluxstatus"
 	"github.com/flux-commit-tracker/flux-commit-tracker/test/harness"
 )
 
@@ -90,7 +95,95 @@ func parallel(t *testing.T, n, workers int, do func(i int) error) {
 
 func (c *cluster) commit(repo *githubtest.Repo, at time.Time) string {
 	return repo.Commit(githubtest.CommitSpec{AuthorTime: at, CommitterTime: at,
-		Files: map[string]string{"app.yaml": "at: " + at.String() + "\n"}})
+		Files: map[string]string{"app.yaml": repo.Name() + " at " + at.String() + "\n"}}) // a SHA of its own in every repository
+}
+
+func hname(i int) string { return fmt.Sprintf("h-%05d", i) }
+
+// chartsGitRepository is the source of every HelmRelease's chart.
+const chartsGitRepository = "g-charts"
+
+// lag returns, for each recorded line of commit sha, the time from its status write to its sample.
+func (c *cluster) lag(lines []harness.Applied, sha string) []time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]time.Duration, 0, len(lines))
+	for _, l := range lines {
+		out = append(out, l.Time.Sub(c.written[l.Name+"/"+sha]))
+	}
+	return out
+}
+
+// fetch creates GitRepository name on repo if needed and writes the status of its fetch of sha at at.
+func (c *cluster) fetch(t *testing.T, name, repo, sha string, at time.Time) {
+	t.Helper()
+	src := &sourcev1.GitRepository{
+		ObjectMeta: metav1.ObjectMeta{Namespace: c.ns, Name: name},
+		Spec:       sourcev1.GitRepositorySpec{URL: "https://github.com/acme/" + repo, Interval: metav1.Duration{Duration: time.Hour}},
+	}
+	if err := c.c.Create(t.Context(), src); client.IgnoreAlreadyExists(err) != nil {
+		t.Fatal(err)
+	}
+	if err := c.updateStatus(t.Context(), &sourcev1.GitRepository{}, name, func(o client.Object) {
+		fluxstatus.Fetched(o.(*sourcev1.GitRepository), sha, at)
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// createRelease makes HelmRelease name with its HelmChart on the chart source, released at sha.
+func (c *cluster) createRelease(ctx context.Context, name, sha string) error {
+	hr, chart := fluxstatus.HelmRelease(c.ns, name, chartsGitRepository)
+	for _, obj := range []client.Object{hr, chart} {
+		if err := c.c.Create(ctx, obj); err != nil {
+			return fmt.Errorf("create %s: %w", obj.GetName(), err)
+		}
+	}
+	return c.release(ctx, name, sha, time.Now())
+}
+
+// release writes what source-controller and helm-controller write once the chart built from sha is released
+// at applied: the next release number each time.
+func (c *cluster) release(ctx context.Context, name, sha string, applied time.Time) error {
+	hr, _ := fluxstatus.HelmRelease(c.ns, name, chartsGitRepository)
+	if err := c.updateStatus(ctx, &sourcev1.HelmChart{}, hr.GetHelmChartName(), func(o client.Object) {
+		fluxstatus.ChartBuilt(o.(*sourcev1.HelmChart), sha, applied.Add(-time.Second))
+	}); err != nil {
+		return err
+	}
+	err := c.updateStatus(ctx, &helmv2.HelmRelease{}, name, func(o client.Object) {
+		hr := o.(*helmv2.HelmRelease)
+		fluxstatus.Released(hr, len(hr.Status.History)+1, sha, applied)
+	})
+	c.wrote(name, sha, err)
+	return err
+}
+
+// wrote notes when object name's status for sha was written, when err is nil.
+func (c *cluster) wrote(name, sha string, err error) {
+	if err == nil {
+		c.mu.Lock()
+		c.written[name+"/"+sha] = time.Now()
+		c.mu.Unlock()
+	}
+}
+
+// updateStatus reads object name into obj, lets set change it and writes its status, retrying conflicts.
+func (c *cluster) updateStatus(ctx context.Context, obj client.Object, name string, set func(client.Object)) error {
+	for attempt := 0; ; attempt++ {
+		err := c.c.Get(ctx, client.ObjectKey{Namespace: c.ns, Name: name}, obj)
+		if err == nil {
+			set(obj)
+			err = c.c.Status().Update(ctx, obj)
+		}
+		if err == nil {
+			return nil
+		}
+		if attempt > 20 {
+			return fmt.Errorf("status of %s: %w", name, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // create makes GitRepository g and Kustomization k on it, applied at sha.
@@ -115,30 +208,11 @@ func (c *cluster) create(ctx context.Context, k, g, repo, sha string) error {
 
 // move writes the status kustomize-controller writes after applying sha at applied.
 func (c *cluster) move(ctx context.Context, name, sha string, applied time.Time) error {
-	for attempt := 0; ; attempt++ {
-		var k kustomizev1.Kustomization
-		err := c.c.Get(ctx, client.ObjectKey{Namespace: c.ns, Name: name}, &k)
-		if err == nil {
-			revision := "main@sha1:" + sha
-			k.Status.ObservedGeneration = k.Generation
-			k.Status.LastAppliedRevision, k.Status.LastAttemptedRevision = revision, revision
-			k.Status.Conditions = []metav1.Condition{{
-				Type: meta.ReadyCondition, Status: metav1.ConditionTrue, Reason: meta.ReconciliationSucceededReason,
-				Message: "Applied revision: " + revision, LastTransitionTime: metav1.NewTime(applied), ObservedGeneration: k.Generation,
-			}}
-			err = c.c.Status().Update(ctx, &k)
-		}
-		if err == nil {
-			c.mu.Lock()
-			c.written[name+"/"+sha] = time.Now()
-			c.mu.Unlock()
-			return nil
-		}
-		if attempt > 20 {
-			return fmt.Errorf("move %s: %w", name, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	err := c.updateStatus(ctx, &kustomizev1.Kustomization{}, name, func(o client.Object) {
+		fluxstatus.Applied(o.(*kustomizev1.Kustomization), fluxstatus.Revision(sha), applied)
+	})
+	c.wrote(name, sha, err)
+	return err
 }
 
 // memory is what the tracker reports of itself on /metrics: heap in use (garbage included), the live heap at
@@ -211,6 +285,46 @@ func waitRecorded(t *testing.T, tr *harness.Tracker, want int, timeout time.Dura
 	}
 }
 
+// saveHeapProfile writes the tracker's heap profile, taken after a collection, to path.
+func saveHeapProfile(t *testing.T, addr, path string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+addr+"/debug/pprof/heap?gc=1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("heap profile: %s, %v", resp.Status, err)
+	}
+	if err := os.WriteFile(path, body, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("heap profile written to %s", path)
+}
+
+// touchedShards counts the ledger shards that hold the first n objects: the fewest writes that can move them.
+func (c *cluster) touchedShards(t *testing.T, n int) int {
+	t.Helper()
+	l, err := ledger.NewConfigMaps(ledger.ConfigMapsOptions{Client: c.c, Namespace: c.ns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	shards := map[string]bool{}
+	for i := range n {
+		var k kustomizev1.Kustomization
+		if err := c.c.Get(t.Context(), client.ObjectKey{Namespace: c.ns, Name: kname(i)}, &k); err != nil {
+			t.Fatal(err)
+		}
+		shards[l.Home(string(k.UID))] = true
+	}
+	return len(shards)
+}
+
 // waitBaselined waits until the ledger holds n entries.
 func (c *cluster) waitBaselined(t *testing.T, n int, timeout time.Duration) {
 	t.Helper()
@@ -225,6 +339,46 @@ func (c *cluster) waitBaselined(t *testing.T, n int, timeout time.Duration) {
 		}
 		time.Sleep(2 * time.Second)
 	}
+}
+
+// apiWrites is what the apiserver counts of the ConfigMap patches it served: the ledger's writes.
+type apiWrites struct{ patches, bytes float64 }
+
+// configMapPatches reads the apiserver's own request metrics.
+func configMapPatches(ctx context.Context, rc rest.Interface) (apiWrites, error) {
+	body, err := rc.Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil {
+		return apiWrites{}, fmt.Errorf("apiserver metrics: %w", err)
+	}
+	var w apiWrites
+	for _, line := range strings.Split(string(body), "\n") {
+		name, labels, ok := strings.Cut(line, "{")
+		if !ok || !strings.Contains(labels, `resource="configmaps"`) {
+			continue
+		}
+		fields := strings.Fields(labels)
+		value, err := strconv.ParseFloat(fields[len(fields)-1], 64)
+		if err != nil {
+			continue
+		}
+		switch {
+		case name == "apiserver_request_total" && strings.Contains(labels, `verb="PATCH"`):
+			w.patches += value
+		case name == "apiserver_request_body_size_bytes_sum" && strings.Contains(labels, `verb="patch"`):
+			w.bytes += value
+		}
+	}
+	return w, nil
+}
+
+// since returns the patches and bytes served after w0.
+func (w apiWrites) since(w0 apiWrites) apiWrites {
+	return apiWrites{patches: w.patches - w0.patches, bytes: w.bytes - w0.bytes}
+}
+
+// per renders the writes for n objects.
+func (w apiWrites) per(n int) string {
+	return fmt.Sprintf("%.0f ledger writes (%.2f per object), %.0f bytes per object", w.patches, w.patches/float64(n), w.bytes/float64(n))
 }
 
 // percentile returns the p-th percentile of ds (nearest rank).
@@ -245,6 +399,7 @@ func TestScale(t *testing.T) {
 		t.Skip("set SCALE_OBJECTS (make bench-scale) to run the scale benchmark")
 	}
 	shared := min(count("SCALE_SHARED", 1000), objects)
+	releases := count("SCALE_HELMRELEASES", objects/10) // on one chart source, besides the Kustomizations
 	moved := min(count("SCALE_RESTART_MOVED", 1000), objects-shared)
 	churnFor, churnRate := duration("SCALE_CHURN", time.Minute), count("SCALE_CHURN_RATE", 50)
 
@@ -291,47 +446,96 @@ func TestScale(t *testing.T) {
 		}
 		return cl.create(ctx, kname(i), gname(i), fmt.Sprintf("r-%05d", i), base[i])
 	})
-	t.Logf("setup: %d Kustomizations and %d GitRepositories created with their statuses in %s",
-		objects, objects-shared+1, time.Since(start).Round(time.Second))
+	charts := gh.Repo("acme", "charts")
+	chartsBase := cl.commit(charts, cl.t0)
+	cl.fetch(t, chartsGitRepository, "charts", chartsBase, cl.t0)
+	parallel(t, releases, 16, func(i int) error { return cl.createRelease(ctx, hname(i), chartsBase) })
+	t.Logf("setup: %d Kustomizations, %d HelmReleases with their HelmCharts and %d GitRepositories created with their statuses in %s",
+		objects, releases, objects-shared+2, time.Since(start).Round(time.Second))
 
 	args := []string{"--kubeconfig", kubeconfig, "--namespace", cl.ns, "--watch-namespace", cl.ns,
 		"--github-api-url", gh.URL, "--cluster-name", "scale", "--git-cache-dir", filepath.Join(dir, "git"), "--log-level", "info"}
 	env0 := []string{"GITHUB_TOKEN=scale-token"}
+	profiles := os.Getenv("SCALE_PROFILE_DIR") // heap profiles once baselined and after the push
+	var pprofAddr string
+	if profiles != "" {
+		pprofAddr = harness.FreeAddrs(t, 1)[0]
+		args = append(args, "--pprof-addr", pprofAddr)
+	}
+	heapProfile := func(name string) {
+		t.Helper()
+		if profiles != "" {
+			saveHeapProfile(t, pprofAddr, filepath.Join(profiles, name))
+		}
+	}
+
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writesNow := func() apiWrites {
+		t.Helper()
+		w, err := configMapPatches(ctx, cs.Discovery().RESTClient())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
 
 	// Startup: ready, then every object baselined, while /metrics is scraped.
+	w0 := writesNow()
 	start = time.Now()
 	tr := harness.Start(t, binary, "tracker-1", args, env0)
 	tr.WaitReady(5 * time.Minute)
 	ready := time.Since(start)
-	cl.waitBaselined(t, objects, 10*time.Minute)
+	cl.waitBaselined(t, objects+releases, 10*time.Minute)
 	baselined := time.Since(start)
 	mem, series := peak(t, tr, 5)
-	repos := objects - shared + 1
-	t.Logf("startup: ready after %s, %d objects baselined after %s with %d GitHub calls (exporter-info.json at the baseline, %d repositories); %s, %d tracker series on /metrics (scraped every second)",
-		ready.Round(100*time.Millisecond), objects, baselined.Round(time.Second), len(gh.Requests()), repos, mem, series)
+	heapProfile("heap-baselined.pb.gz")
+	repos := objects - shared + 2
+	t.Logf("startup: ready after %s, %d objects baselined after %s with %d GitHub calls (exporter-info.json at the baseline, %d repositories), %s; %s, %d tracker series on /metrics (scraped every second)",
+		ready.Round(100*time.Millisecond), objects, baselined.Round(time.Second), len(gh.Requests()), repos, writesNow().since(w0).per(objects), mem, series)
 	if n := len(gh.Requests()); n > repos {
 		t.Errorf("baseline made %d GitHub calls, want at most one per repository (%d)", n, repos)
 	}
 
 	// One push moving every object on the shared source.
 	gh.ClearRequests()
+	w0 = writesNow()
 	head := cl.commit(cl.shared, cl.t0.Add(time.Minute))
 	start = time.Now()
 	parallel(t, shared, 16, func(i int) error { return cl.move(ctx, kname(i), head, cl.t0.Add(2*time.Minute)) })
 	writes := time.Since(start)
 	lines := waitRecorded(t, tr, shared, 5*time.Minute, func(a harness.Applied) bool { return a.Commit == head })
-	var lag []time.Duration
-	cl.mu.Lock()
-	for _, l := range lines {
-		lag = append(lag, l.Time.Sub(cl.written[l.Name+"/"+head]))
-	}
-	cl.mu.Unlock()
+	lag := cl.lag(lines, head)
+	pushWrites := writesNow().since(w0)
 	mem, series = peak(t, tr, 3)
-	t.Logf("push: %d objects on one source moved (statuses written in %s): %d GitHub calls, %d samples, status write → sample p50 %s p99 %s; %s, %d series",
+	heapProfile("heap-pushed.pb.gz")
+	t.Logf("push: %d objects on one source moved (statuses written in %s): %d GitHub calls, %d samples, status write → sample p50 %s p99 %s; %s over %d touched shards; %s, %d series",
 		shared, writes.Round(100*time.Millisecond), len(gh.Requests()), len(lines), percentile(lag, 0.5).Round(time.Millisecond),
-		percentile(lag, 0.99).Round(time.Millisecond), mem, series)
+		percentile(lag, 0.99).Round(time.Millisecond), pushWrites.per(shared), cl.touchedShards(t, shared), mem, series)
 	if len(lines) != shared {
 		t.Errorf("%d samples for %d objects, want exactly one each", len(lines), shared)
+	}
+
+	// One push to the chart source, released by every HelmRelease.
+	if releases > 0 {
+		gh.ClearRequests()
+		chartsHead := cl.commit(charts, cl.t0.Add(time.Minute))
+		cl.fetch(t, chartsGitRepository, "charts", chartsHead, cl.t0.Add(90*time.Second))
+		start = time.Now()
+		parallel(t, releases, 16, func(i int) error { return cl.release(ctx, hname(i), chartsHead, cl.t0.Add(2*time.Minute)) })
+		writes := time.Since(start)
+		lines := waitRecorded(t, tr, releases, 5*time.Minute, func(a harness.Applied) bool { return a.Commit == chartsHead })
+		t.Logf("helm push: %d HelmReleases released the chart of one new commit (charts and releases written in %s): %d GitHub calls, %d samples, release write → sample p50 %s p99 %s",
+			releases, writes.Round(100*time.Millisecond), len(gh.Requests()), len(lines), percentile(cl.lag(lines, chartsHead), 0.5).Round(time.Millisecond),
+			percentile(cl.lag(lines, chartsHead), 0.99).Round(time.Millisecond))
+		if len(lines) != releases {
+			t.Errorf("%d samples for %d HelmReleases, want exactly one each", len(lines), releases)
+		}
+		if n := len(gh.Requests()); n > 2 {
+			t.Errorf("%d GitHub calls for one commit released by %d HelmReleases, want at most 2", n, releases)
+		}
 	}
 
 	// Restart with some objects moved while the tracker was down.
@@ -346,17 +550,19 @@ func TestScale(t *testing.T) {
 		return cl.move(ctx, name, heads[name], cl.t0.Add(2*time.Minute))
 	})
 	start = time.Now()
+	w0 = writesNow()
 	tr2 := harness.Start(t, binary, "tracker-2", args, env0)
 	waitRecorded(t, tr2, moved, 10*time.Minute, func(a harness.Applied) bool { return heads[a.Name] == a.Commit })
 	catchUp := time.Since(start)
+	restartWrites := writesNow().since(w0)
 	unchangedCalls := 0
 	for _, r := range gh.Requests() {
 		if !movedRepo(r.Path, shared, shared+moved) {
 			unchangedCalls++
 		}
 	}
-	t.Logf("restart: %d of %d objects moved while down, all recorded %s after the start; %d GitHub calls, %d of them for unchanged objects",
-		moved, objects, catchUp.Round(100*time.Millisecond), len(gh.Requests()), unchangedCalls)
+	t.Logf("restart: %d of %d objects moved while down, all recorded %s after the start; %d GitHub calls, %d of them for unchanged objects; %s moved",
+		moved, objects, catchUp.Round(100*time.Millisecond), len(gh.Requests()), unchangedCalls, restartWrites.per(moved))
 	if unchangedCalls != 0 {
 		t.Errorf("%d GitHub calls for objects that did not move, want 0", unchangedCalls)
 	}
