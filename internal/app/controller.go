@@ -147,6 +147,7 @@ func runController(ctx context.Context, opts Options, deps Deps) (err error) {
 		Artifacts:        artifacts,
 		Providers:        providers.For,
 		Recorder:         metrics,
+		Sinks:            deps.Sinks,
 		Tracer:           tel.TracerProvider.Tracer(telemetry.ScopeName),
 		Logger:           log,
 		Clock:            clock.RealClock{},

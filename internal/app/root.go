@@ -8,6 +8,8 @@ import (
 	"io"
 
 	"github.com/spf13/cobra"
+
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/tracker"
 )
 
 // ExitUsage is the exit code for bad flags or environment values.
@@ -26,6 +28,8 @@ type Deps struct {
 	Stderr     io.Writer
 	IsTerminal bool
 	Version    string
+	// Sinks receive each Record besides the metrics and log lines: tests and the demo subscribe here.
+	Sinks []tracker.Sink
 }
 
 // NewRootCommand builds the root command: with no subcommand it runs the controller.

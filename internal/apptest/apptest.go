@@ -1,5 +1,6 @@
 // Package apptest runs flux-commit-tracker in-process, as its command line does, and reads back what it
-// recorded: its log lines and its Prometheus metrics. It serves the integration and end-to-end tests and the demo.
+// recorded: the Records its sinks receive, its log lines and its Prometheus metrics. It serves the integration
+// and end-to-end tests and the demo.
 package apptest
 
 import (
@@ -11,6 +12,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +20,7 @@ import (
 	"time"
 
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/app"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/tracker"
 )
 
 // AppliedMessage is the log message of each recorded commit.
@@ -37,30 +40,59 @@ type CommitLog struct {
 	UpstreamCommits  int       `json:"upstream_commits"`
 }
 
-// Output collects a tracker's JSON log lines and signals each recorded commit.
+// Output collects a tracker's JSON log lines and signals each recorded commit: from the Records it receives as
+// a tracker.Sink in-process (NewSinkOutput), or from the "commit applied" lines of a tracker binary (NewOutput).
 type Output struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-	// Recorded gets a value per "commit applied" line written.
+	mu       sync.Mutex
+	buf      bytes.Buffer
+	fromLogs bool
+	applied  []CommitLog
+	// Recorded gets a value per recorded commit.
 	Recorded chan CommitLog
 }
 
-// NewOutput returns an Output whose Recorded channel holds up to capacity unread commits.
-func NewOutput(capacity int) *Output { return &Output{Recorded: make(chan CommitLog, capacity)} }
+// NewOutput returns an Output that reads the recorded commits from the log lines of a tracker binary; its
+// Recorded channel holds up to capacity unread commits.
+func NewOutput(capacity int) *Output {
+	return &Output{Recorded: make(chan CommitLog, capacity), fromLogs: true}
+}
 
-// Write stores p and signals the commits it records; lines arrive whole from the JSON log handler.
+// NewSinkOutput returns an Output that learns the recorded commits as the sink of an in-process tracker.
+func NewSinkOutput(capacity int) *Output { return &Output{Recorded: make(chan CommitLog, capacity)} }
+
+// Write stores p, and with NewOutput signals the commits it records; lines arrive whole from the JSON log handler.
 func (o *Output) Write(p []byte) (int, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	for _, line := range bytes.Split(p, []byte("\n")) {
-		if c, ok := parseApplied(line); ok {
-			select {
-			case o.Recorded <- c:
-			default:
+	if o.fromLogs {
+		for _, line := range bytes.Split(p, []byte("\n")) {
+			if c, ok := parseApplied(line); ok {
+				o.addLocked(c)
 			}
 		}
 	}
 	return o.buf.Write(p)
+}
+
+// Record takes each commit of r, as the tracker's sink.
+func (o *Output) Record(_ context.Context, r tracker.Record) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	now := time.Now()
+	for _, c := range r.Commits {
+		reconcile, e2e := r.Stages(c.SHA)
+		o.addLocked(CommitLog{Time: now, Namespace: r.Object.Namespace, Name: r.Object.Name, Commit: c.SHA, Committed: c.Committed,
+			Applied: r.Applied, AppliedFromFlux: r.AppliedFromFlux, ReconcileSeconds: reconcile.Duration.Seconds(),
+			E2ESeconds: e2e.Seconds(), UpstreamCommits: len(c.Upstream)})
+	}
+}
+
+func (o *Output) addLocked(c CommitLog) {
+	o.applied = append(o.applied, c)
+	select {
+	case o.Recorded <- c:
+	default:
+	}
 }
 
 // String returns everything written so far.
@@ -83,13 +115,9 @@ func (o *Output) Lines() []string {
 
 // Applied returns every commit recorded so far, in order.
 func (o *Output) Applied() []CommitLog {
-	var out []CommitLog
-	for _, line := range o.Lines() {
-		if c, ok := parseApplied([]byte(line)); ok {
-			out = append(out, c)
-		}
-	}
-	return out
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return slices.Clone(o.applied)
 }
 
 // Logged reports whether a line with message msg was written.
@@ -132,10 +160,11 @@ type Tracker struct {
 func Start(tb testing.TB, args []string, env map[string]string) *Tracker {
 	tb.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	tr := &Tracker{Output: NewOutput(1 << 16), tb: tb, cancel: cancel, done: make(chan int, 1), MetricsAddr: FreeAddr(tb), HealthAddr: FreeAddr(tb)}
+	tr := &Tracker{Output: NewSinkOutput(1 << 16), tb: tb, cancel: cancel, done: make(chan int, 1), MetricsAddr: FreeAddr(tb), HealthAddr: FreeAddr(tb)}
 	args = append([]string{"--metrics-addr", tr.MetricsAddr, "--health-addr", tr.HealthAddr}, args...)
 	go func() {
-		tr.done <- app.Run(ctx, args, app.Deps{Getenv: func(k string) string { return env[k] }, Stdout: tr.Output, Stderr: tr.Output, Version: "test"})
+		tr.done <- app.Run(ctx, args, app.Deps{Getenv: func(k string) string { return env[k] }, Stdout: tr.Output, Stderr: tr.Output, Version: "test",
+			Sinks: []tracker.Sink{tr.Output}})
 	}()
 	tb.Cleanup(tr.Stop)
 	Eventually(tb, 60*time.Second, "tracker ready", func() bool {

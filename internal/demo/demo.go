@@ -20,6 +20,7 @@ import (
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/app"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/apptest"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/stack"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/tracker"
 )
 
 // Namespace holds the demo's Flux objects and the tracker's ledger.
@@ -93,7 +94,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 	}
 
 	metricsAddr := freeOr(opts.MetricsAddr)
-	out := apptest.NewOutput(4096)
+	out := apptest.NewSinkOutput(4096)
 	trackerCtx, stopTracker := context.WithCancel(ctx)
 	done := make(chan int, 1)
 	go func() {
@@ -101,7 +102,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 			"--kubeconfig", s.Kubeconfig(), "--namespace", Namespace, "--watch-namespace", Namespace,
 			"--cluster-name", "demo", "--metrics-addr", metricsAddr, "--health-addr", freeOr(""),
 			"--git-cache-dir", filepath.Join(s.WorkDir(), "tracker-git-cache"),
-		}, app.Deps{Getenv: func(string) string { return "" }, Stdout: out, Stderr: out, Version: "demo"})
+		}, app.Deps{Getenv: func(string) string { return "" }, Stdout: out, Stderr: out, Version: "demo", Sinks: []tracker.Sink{out}})
 	}()
 	defer func() {
 		stopTracker()

@@ -48,6 +48,9 @@ func (h levelHandler) WithGroup(name string) slog.Handler {
 // the span context natively.)
 type traceHandler struct{ slog.Handler }
 
+// WithTraceIDs wraps h so that records logged with a span in their context carry trace_id and span_id.
+func WithTraceIDs(h slog.Handler) slog.Handler { return traceHandler{h} }
+
 func (h traceHandler) Handle(ctx context.Context, r slog.Record) error {
 	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
 		r = r.Clone()

@@ -26,10 +26,10 @@ const (
 // that several delivered commits carry gets one "exported" span, in the trace of the first, as it gets one export
 // sample. Implausible times (see latency.Plausible) make no span: an implausible commit time puts the root at the
 // apply time, an implausible fetch time drops the "fetched" span, an implausible upstream time its "exported"
-// span. It returns, per commit, a context holding its "applied" span, so metric samples carry the commit's trace
-// as an exemplar.
-func (t *Tracker) traceCommits(repoURL string, d flux.Deployment, delivered []latency.DeliveredCommit, fetched, applied time.Time, processing trace.SpanContext) map[string]context.Context {
-	out := make(map[string]context.Context, len(delivered))
+// span. It returns, per commit, its "applied" span, so what the sinks make of the commit carries its trace.
+func (t *Tracker) traceCommits(r Record, d flux.Deployment) map[string]trace.SpanContext {
+	repoURL, delivered, fetched, applied, processing := r.Object.Repository, r.Commits, r.Fetched, r.Applied, r.Apply
+	out := make(map[string]trace.SpanContext, len(delivered))
 	cluster := []attribute.KeyValue{
 		attribute.String(telemetry.AttrCluster, t.opts.ClusterName),
 		attribute.String(telemetry.AttrNamespace, d.Namespace),
@@ -72,7 +72,7 @@ func (t *Tracker) traceCommits(repoURL string, d flux.Deployment, delivered []la
 		appliedSpan := t.span(root, traceID, trace.SpanID{}, SpanApplied, start, applied,
 			append(append(commitAttrs, cluster...), attribute.Bool("flux.health_checked", d.WaitsForHealth)),
 			trace.WithLinks(trace.Link{SpanContext: processing}))
-		out[c.SHA] = trace.ContextWithSpanContext(context.Background(), appliedSpan)
+		out[c.SHA] = appliedSpan
 	}
 	return out
 }

@@ -72,9 +72,11 @@ type Options struct {
 	Ledger    ledger.Ledger
 	Providers ProviderFor
 	Recorder  Recorder
-	Tracer    trace.Tracer
-	Logger    *slog.Logger
-	Clock     clock.PassiveClock
+	// Sinks receive each Record after the metrics (Recorder) and the log lines (Logger).
+	Sinks  []Sink
+	Tracer trace.Tracer
+	Logger *slog.Logger
+	Clock  clock.PassiveClock
 	// ClusterName is the k8s.cluster.name attribute on every sample.
 	ClusterName string
 	// CommitTime picks committer or author time as a commit's time.
@@ -105,6 +107,7 @@ type Tracker struct {
 	opts     Options
 	rollouts rollouts
 	slots    *providerSlots
+	sinks    []Sink
 }
 
 // New returns a Tracker; Ledger, Providers, Recorder, Tracer and Logger are required.
@@ -118,7 +121,8 @@ func New(opts Options) (*Tracker, error) {
 	if opts.CommitTime == "" {
 		opts.CommitTime = commits.CommitterTime
 	}
-	return &Tracker{opts: opts, slots: newProviderSlots(opts.ProviderSlots, opts.ProviderWaiters, opts.Clock)}, nil
+	sinks := append([]Sink{metricsSink{opts.Recorder}, logSink{opts.Logger}}, opts.Sinks...)
+	return &Tracker{opts: opts, slots: newProviderSlots(opts.ProviderSlots, opts.ProviderWaiters, opts.Clock), sinks: sinks}, nil
 }
 
 // Result reports what Process did.
@@ -203,19 +207,13 @@ func (t *Tracker) Process(ctx context.Context, d flux.Deployment) (res Result, e
 	if err != nil || res.Outcome != Recorded {
 		return res, err
 	}
-	t.emit(t.traceCommits(res.repository, d, res.Commits, d.Fetched, res.Applied, span.SpanContext()), res.Samples, res.attrs)
-	t.opts.Recorder.AddCommitsRecorded(ctx, len(res.Commits), res.attrs)
-	for _, r := range res.rejected {
-		t.opts.Recorder.AddError(ctx, telemetry.ReasonImplausibleTime, res.attrs)
-		log.WarnContext(ctx, "implausible time: no sample from it", "field", string(r.Field), "commit", r.Commit,
-			"upstream", r.Upstream, "error", r.Err)
-	}
-	for i, c := range res.Commits {
-		reconcile, e2e := stageSeconds(res.Samples, c.SHA)
-		log.InfoContext(ctx, "commit applied", "commit", c.SHA, "committed", c.Committed, "applied", res.Applied,
-			"applied_from_flux", res.AppliedFromFlux, "healthy", d.WaitsForHealth && res.AppliedFromFlux, "observed", observed, "reconcile_seconds", reconcile.Duration.Seconds(),
-			"e2e_seconds", e2e.Seconds(), "clock_skew", reconcile.Skewed, "upstream_commits", len(c.Upstream),
-			"repository", res.repository, "position", i+1, "of", len(res.Commits))
+	rec := Record{Object: res.attrs, UID: d.UID, Revision: d.Revision, Commits: res.Commits, Samples: res.Samples,
+		Rejected: res.rejected, Fetched: d.Fetched, Applied: res.Applied, AppliedFromFlux: res.AppliedFromFlux,
+		WaitsForHealth: d.WaitsForHealth, Observed: observed, Apply: span.SpanContext()}
+	// The commits' traces are written with the Record: their spans are what every sink's output links to.
+	rec.CommitSpans = t.traceCommits(rec, d)
+	for _, sink := range t.sinks {
+		sink.Record(ctx, rec)
 	}
 	return res, nil
 }
@@ -560,42 +558,6 @@ func (t *Tracker) baselineExport(ctx context.Context, src Source, d flux.Deploym
 		log.WarnContext(ctx, "exporter info at baseline not read: the next commit that leaves it alone may report its upstream commits", "error", err)
 	}
 	return id, nil
-}
-
-// stageSeconds returns commit sha's reconcile sample and its longest e2e duration (its oldest upstream commit).
-func stageSeconds(samples []latency.Sample, sha string) (reconcile latency.Sample, e2e time.Duration) {
-	for _, s := range samples {
-		switch {
-		case s.Commit != sha:
-		case s.Stage == latency.StageReconcile:
-			reconcile = s
-		case s.Stage == latency.StageE2E:
-			e2e = max(e2e, s.Duration)
-		}
-	}
-	return reconcile, e2e
-}
-
-// emit records the samples, each in its commit's trace context so it carries the trace as an exemplar.
-func (t *Tracker) emit(commitCtx map[string]context.Context, samples []latency.Sample, attrs telemetry.ObjectAttributes) {
-	for _, s := range samples {
-		ctx := commitCtx[s.Commit]
-		if s.Skewed {
-			t.opts.Recorder.AddClockSkew(ctx, string(s.Stage), attrs)
-		}
-		switch s.Stage {
-		case latency.StageE2E:
-			t.opts.Recorder.ObserveE2E(ctx, s.Duration, attrs)
-		case latency.StageExport:
-			t.opts.Recorder.ObserveExport(ctx, s.Duration, attrs)
-		case latency.StageReconcile:
-			t.opts.Recorder.ObserveReconcile(ctx, s.Duration, attrs)
-		case latency.StageFetch:
-			t.opts.Recorder.ObserveFetch(ctx, s.Duration, attrs)
-		case latency.StageApply:
-			t.opts.Recorder.ObserveApply(ctx, s.Duration, attrs)
-		}
-	}
 }
 
 // Forget drops the ledger entries, gauge state and metric series of a deleted object.

@@ -48,7 +48,7 @@ func New(tb testing.TB) *Telemetry {
 func NewWith(tb testing.TB, cfg telemetry.MetricsConfig) *Telemetry {
 	tb.Helper()
 	logs := &syncBuffer{}
-	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: telemetry.LevelTrace}))
+	logger := slog.New(telemetry.WithTraceIDs(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: telemetry.LevelTrace})))
 	mp, err := telemetry.NewMeterProvider(cfg, logger)
 	if err != nil {
 		tb.Fatal(err)

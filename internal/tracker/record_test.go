@@ -1,0 +1,69 @@
+package tracker_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/telemetry"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/tracker"
+)
+
+// recordSink keeps every Record it receives.
+type recordSink struct {
+	mu      sync.Mutex
+	records []tracker.Record
+}
+
+func (s *recordSink) Record(_ context.Context, r tracker.Record) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.records = append(s.records, r)
+}
+
+// One Record per apply that recorded commits reaches the sinks, after the checkpoint, with every commit, its
+// samples and its trace; the log line of each commit carries that commit's trace.
+func TestEachRecordReachesTheSinksOnce(t *testing.T) {
+	sink := &recordSink{}
+	f := newFixture(t, func(o *tracker.Options) { o.Sinks = []tracker.Sink{sink} })
+	c0 := f.commit(0, nil)
+	f.baseline("app", c0)
+	c1 := f.commit(100, nil)
+	c2 := f.commit(200, nil)
+	d := dep("app", rev(c2), at(260))
+	f.mustProcess(d, tracker.Recorded)
+	f.mustProcess(d, tracker.Unchanged)
+
+	if len(sink.records) != 1 {
+		t.Fatalf("%d records, want 1 (the baseline and the unchanged apply record nothing)", len(sink.records))
+	}
+	r := sink.records[0]
+	wantCommits(t, r.Commits, c1, c2)
+	wantSamples(t, r.Samples, append(plain(c1, at(100), at(260)), plain(c2, at(200), at(260))...)...)
+	if r.UID != d.UID || r.Revision != d.Revision || r.Object.Name != "app" || r.Object.Cluster != clusterName || r.Object.Repository != repoURL {
+		t.Errorf("record of %+v at %s (uid %s), want app at %s (uid %s)", r.Object, r.Revision, r.UID, d.Revision, d.UID)
+	}
+	if !r.Applied.Equal(at(260)) || !r.AppliedFromFlux || !r.Apply.IsValid() {
+		t.Errorf("applied %v (from Flux %v), apply span valid %v; want %v from Flux, a valid span", r.Applied, r.AppliedFromFlux, r.Apply.IsValid(), at(260))
+	}
+	for _, sha := range []string{c1, c2} {
+		sc := r.CommitSpans[sha]
+		if want := telemetry.CommitTraceID(repoURL, sha); sc.TraceID() != want {
+			t.Errorf("commit %s span in trace %s, want the commit's trace %s", sha[:7], sc.TraceID(), want)
+		}
+	}
+	logged := map[string]string{}
+	for _, l := range f.tel.Logs(t) {
+		if l["msg"] == "commit applied" {
+			logged[l["commit"].(string)], _ = l["trace_id"].(string)
+		}
+	}
+	for _, sha := range []string{c1, c2} {
+		if want := telemetry.CommitTraceID(repoURL, sha).String(); logged[sha] != want {
+			t.Errorf("log line of %s has trace_id %q, want the commit's trace %s", sha[:7], logged[sha], want)
+		}
+	}
+	if got := f.metrics()[kRecorded]; got != 2 {
+		t.Errorf("commits recorded counted %v, want 2", got)
+	}
+}
