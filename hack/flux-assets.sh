@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the Flux controllers the end-to-end tests and `make demo` run (internal/stack), skipping what is
+# Builds the Flux controllers the end-to-end tests and `make demo` run (test/stack), skipping what is
 # already built: source-controller and kustomize-controller from the Go module proxy, each in its own tools
 # module under hack/tools/ (their go.mod pins the versions and the replaces the upstream modules need).
 # Prints the folder holding both binaries (for FLUX_BIN_DIR) on its last line.

@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"syscall"
 
-	"github.com/flux-commit-tracker/flux-commit-tracker/internal/demo"
+	"github.com/flux-commit-tracker/flux-commit-tracker/test/demo"
 )
 
 func main() {

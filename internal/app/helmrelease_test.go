@@ -15,9 +15,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	"github.com/flux-commit-tracker/flux-commit-tracker/internal/apptest"
-	"github.com/flux-commit-tracker/flux-commit-tracker/internal/testenv"
+	"github.com/flux-commit-tracker/flux-commit-tracker/test/apptest"
 	"github.com/flux-commit-tracker/flux-commit-tracker/test/fluxstatus"
+	"github.com/flux-commit-tracker/flux-commit-tracker/test/testenv"
 )
 
 // The HelmRelease helpers write statuses as helm-controller v1.4 and source-controller v1.x write them (see

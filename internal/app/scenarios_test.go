@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flux-commit-tracker/flux-commit-tracker/internal/apptest"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits/github/githubtest"
+	"github.com/flux-commit-tracker/flux-commit-tracker/test/apptest"
 )
 
 const (

@@ -15,11 +15,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/flux-commit-tracker/flux-commit-tracker/internal/apptest"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits/github/githubtest"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/ledger"
-	"github.com/flux-commit-tracker/flux-commit-tracker/internal/testenv"
+	"github.com/flux-commit-tracker/flux-commit-tracker/test/apptest"
 	"github.com/flux-commit-tracker/flux-commit-tracker/test/fluxstatus"
+	"github.com/flux-commit-tracker/flux-commit-tracker/test/testenv"
 )
 
 var (

@@ -34,11 +34,11 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/flux-commit-tracker/flux-commit-tracker/internal/apptest"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits/github/githubtest"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/ledger"
-	"github.com/flux-commit-tracker/flux-commit-tracker/internal/testenv"
+	"github.com/flux-commit-tracker/flux-commit-tracker/test/apptest"
 	"github.com/flux-commit-tracker/flux-commit-tracker/test/fluxstatus"
+	"github.com/flux-commit-tracker/flux-commit-tracker/test/testenv"
 )
 
 const (

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flux-commit-tracker/flux-commit-tracker/internal/demo"
+	"github.com/flux-commit-tracker/flux-commit-tracker/test/demo"
 )
 
 // TestDemo runs the demo as `make demo DEMO_COMMITS=4` does, faster: it must print a row per commit, each

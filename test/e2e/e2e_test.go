@@ -19,8 +19,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/flux-commit-tracker/flux-commit-tracker/internal/apptest"
-	"github.com/flux-commit-tracker/flux-commit-tracker/internal/stack"
+	"github.com/flux-commit-tracker/flux-commit-tracker/test/apptest"
+	"github.com/flux-commit-tracker/flux-commit-tracker/test/stack"
 )
 
 var flux *stack.Stack

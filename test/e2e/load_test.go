@@ -17,8 +17,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/flux-commit-tracker/flux-commit-tracker/internal/apptest"
-	"github.com/flux-commit-tracker/flux-commit-tracker/internal/stack"
+	"github.com/flux-commit-tracker/flux-commit-tracker/test/apptest"
+	"github.com/flux-commit-tracker/flux-commit-tracker/test/stack"
 )
 
 // BenchmarkFiftyKustomizationsTwentyRevisions runs the tracker binary beside real Flux while 50 Kustomizations on

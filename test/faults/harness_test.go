@@ -18,9 +18,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits/github/githubtest"
-	"github.com/flux-commit-tracker/flux-commit-tracker/internal/testenv"
 	"github.com/flux-commit-tracker/flux-commit-tracker/test/fluxstatus"
 	"github.com/flux-commit-tracker/flux-commit-tracker/test/harness"
+	"github.com/flux-commit-tracker/flux-commit-tracker/test/testenv"
 )
 
 // full selects the long runs of `make faults` (FAULTS_FULL=1); `make test` runs the short ones.

@@ -28,9 +28,9 @@ import (
 
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits/github/githubtest"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/ledger"
-	"github.com/flux-commit-tracker/flux-commit-tracker/internal/testenv"
 	"github.com/flux-commit-tracker/flux-commit-tracker/test/fluxstatus"
 	"github.com/flux-commit-tracker/flux-commit-tracker/test/harness"
+	"github.com/flux-commit-tracker/flux-commit-tracker/test/testenv"
 )
 
 // count reads a positive integer from the environment, else def.

@@ -18,9 +18,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/app"
-	"github.com/flux-commit-tracker/flux-commit-tracker/internal/apptest"
-	"github.com/flux-commit-tracker/flux-commit-tracker/internal/stack"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/tracker"
+	"github.com/flux-commit-tracker/flux-commit-tracker/test/apptest"
+	"github.com/flux-commit-tracker/flux-commit-tracker/test/stack"
 )
 
 // Namespace holds the demo's Flux objects and the tracker's ledger.

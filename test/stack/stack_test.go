@@ -15,7 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/flux-commit-tracker/flux-commit-tracker/internal/stack"
+	"github.com/flux-commit-tracker/flux-commit-tracker/test/stack"
 )
 
 // TestStack pushes two commits through real Flux controllers and checks each is applied, then that Stop leaves no
