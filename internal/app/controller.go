@@ -7,8 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -39,8 +37,6 @@ import (
 
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits/git"
-	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits/github"
-	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits/oci"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/controller"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/kubecache"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/ledger"
@@ -74,36 +70,11 @@ func runController(ctx context.Context, opts Options, deps Deps) (err error) {
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
-	ghOpts := github.Options{
-		BaseURL:           opts.GitHubAPIURL,
-		Token:             opts.GitHubToken,
-		AppID:             opts.GitHubAppID,
-		AppPrivateKey:     opts.GitHubAppPrivateKey,
-		AppInstallationID: opts.GitHubAppInstallationID,
-		Timeout:           opts.CallTimeout,
-		OnCall:            func(ctx context.Context, o commits.CallOutcome) { metrics.AddGitHubCall(ctx, string(o)) },
-		TracerProvider:    tel.TracerProvider,
-		Logger:            log.With("component", "github"),
-	}
-	gh, err := github.New(ghOpts)
+	providers, err := BuildProviders(ctx, opts.ProviderOptions, ProviderHooks{Metrics: metrics, TracerProvider: tel.TracerProvider, Logger: log})
 	if err != nil {
-		return usageError{err}
+		return err
 	}
-	if ghOpts.AuthMode() == "anonymous" {
-		log.WarnContext(ctx, "no GitHub credentials: calling the GitHub API unauthenticated (60 requests an hour); set GITHUB_TOKEN or the GITHUB_APP_* variables")
-	}
-
-	gitProvider, err := git.New(git.Options{
-		CacheDir:       opts.GitCacheDir,
-		Timeout:        opts.GitFetchTimeout,
-		Logger:         log.With("component", "git"),
-		OnCall:         func(ctx context.Context, o commits.CallOutcome) { metrics.AddGitCall(ctx, string(o)) },
-		TracerProvider: tel.TracerProvider,
-	})
-	if err != nil {
-		return usageError{fmt.Errorf("--git-cache-dir: %w", err)}
-	}
-	defer func() { err = errors.Join(err, gitProvider.Close()) }()
+	defer func() { err = errors.Join(err, providers.Close()) }()
 
 	restCfg, err := restConfig(opts)
 	if err != nil {
@@ -129,23 +100,13 @@ func runController(ctx context.Context, opts Options, deps Deps) (err error) {
 	if err != nil {
 		return err
 	}
-	artifacts, err := oci.New(oci.Options{
-		Insecure:       opts.OCIInsecure,
-		Timeout:        opts.CallTimeout,
-		TracerProvider: tel.TracerProvider,
-		Logger:         log.With("component", "oci"),
-	})
-	if err != nil {
-		return fmt.Errorf("OCI client: %w", err)
-	}
-	providers := tracker.Providers{GitHub: gh, GitHubHosts: githubHosts(opts.GitHubAPIURL), Git: gitProvider, Logger: log}
 	if opts.GitReadSourceSecrets {
-		providers.Secrets = secretReader(mgr.GetAPIReader(), opts.CallTimeout)
+		providers.Sources.Secrets = secretReader(mgr.GetAPIReader(), opts.CallTimeout)
 	}
 	trk, err := tracker.New(tracker.Options{
 		Ledger:           led,
-		Artifacts:        artifacts,
-		Providers:        providers.For,
+		Artifacts:        providers.OCI,
+		Providers:        providers.Sources.For,
 		Recorder:         metrics,
 		Sinks:            deps.Sinks,
 		Tracer:           tel.TracerProvider.Tracer(telemetry.ScopeName),
@@ -171,7 +132,7 @@ func runController(ctx context.Context, opts Options, deps Deps) (err error) {
 	// The ledger loads once this replica leads, before any reconcile; readiness waits for it.
 	loaded := make(chan struct{})
 	var ledgerLoaded atomic.Bool
-	keeper := &ledgerKeeper{mgr: mgr, led: led, trk: trk, git: gitProvider, log: log, namespace: opts.Namespace,
+	keeper := &ledgerKeeper{mgr: mgr, led: led, trk: trk, git: providers.Git, log: log, namespace: opts.Namespace,
 		helmReleases: helmAPIs.Enabled(), loaded: loaded, ledgerLoaded: &ledgerLoaded}
 	if err := mgr.Add(manager.RunnableFunc(keeper.run)); err != nil {
 		return fmt.Errorf("add ledger loader: %w", err)
@@ -202,7 +163,7 @@ func runController(ctx context.Context, opts Options, deps Deps) (err error) {
 
 	log.InfoContext(ctx, "starting flux-commit-tracker", "version", deps.Version, "cluster", opts.ClusterName,
 		"namespace", opts.Namespace, "watch_namespace", opts.WatchNamespace, "watch_label_selector", opts.WatchLabelSelector,
-		"github_api_url", opts.GitHubAPIURL, "git_cache_dir", opts.GitCacheDir, "github_auth", ghOpts.AuthMode(), "telemetry_mode", string(opts.Telemetry.Mode),
+		"github_api_url", opts.GitHubAPIURL, "git_cache_dir", opts.GitCacheDir, "github_auth", providers.GitHubAuth, "telemetry_mode", string(opts.Telemetry.Mode),
 		"metrics_addr", opts.MetricsAddr, "health_addr", opts.HealthAddr, "leader_election", opts.EnableLeaderElection)
 	if err := mgr.Start(ctx); err != nil {
 		return fmt.Errorf("controller manager: %w", err)
@@ -343,17 +304,6 @@ func stripHelmRelease(o any) (any, error) {
 		hr.Spec.Values = nil
 	}
 	return o, nil
-}
-
-// githubHosts are github.com and the GitHub Enterprise host of apiURL.
-func githubHosts(apiURL string) []string {
-	hosts := []string{"github.com"}
-	if u, err := url.Parse(apiURL); err == nil {
-		if host := strings.ToLower(u.Hostname()); host != "api.github.com" && host != "" {
-			hosts = append(hosts, host)
-		}
-	}
-	return hosts
 }
 
 // ledgerKeeper loads the ledger once this replica leads, then prunes entries of deleted objects and git

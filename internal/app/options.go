@@ -3,10 +3,9 @@ package app
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
-	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -15,7 +14,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits"
-	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits/git"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/telemetry"
 )
 
@@ -25,6 +23,7 @@ const inClusterNamespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/na
 // Options is the controller's configuration, from flags and their environment variables.
 type Options struct {
 	Telemetry telemetry.Config
+	ProviderOptions
 
 	Kubeconfig           string
 	KubeContext          string
@@ -41,30 +40,15 @@ type Options struct {
 	KubeAPIQPS           float32
 	KubeAPIBurst         int
 
-	GitHubAPIURL string
-	GitCacheDir  string
-	// GitReadSourceSecrets lets plain-git lookups use the credentials in a source's secretRef.
-	GitReadSourceSecrets bool
-	// OCIInsecure allows plain-HTTP OCI registries.
-	OCIInsecure      bool
 	CommitTime       string
 	ExporterInfoPath string
-	// CallTimeout bounds every outbound call: GitHub, git, OCI registries, Secrets.
-	CallTimeout time.Duration
-	// GitFetchTimeout bounds one git fetch, which may have a whole repository to bring the first time.
-	GitFetchTimeout time.Duration
 	// ClockSkewTolerance is how far in the future a commit time may be before it is rejected as implausible.
 	ClockSkewTolerance time.Duration
-
-	// GitHub credentials come from the environment only, so they never show in --help or process lists.
-	GitHubToken             string
-	GitHubAppID             int64
-	GitHubAppPrivateKey     []byte
-	GitHubAppInstallationID int64
 }
 
-// envNames maps each flag to the environment variable that sets it when the flag is not given.
-var envNames = map[string]string{
+// envNames maps each flag to the environment variable that sets it when the flag is not given: these, the
+// provider flags' and the telemetry flags'.
+var envNames = withEnvNames(providerEnvNames, map[string]string{
 	"kubeconfig":                "KUBECONFIG",
 	"kube-context":              "KUBE_CONTEXT",
 	"namespace":                 "RUNTIME_NAMESPACE",
@@ -81,37 +65,37 @@ var envNames = map[string]string{
 	"metrics-aggregation":       "METRICS_AGGREGATION",
 	"kube-api-qps":              "KUBE_API_QPS",
 	"kube-api-burst":            "KUBE_API_BURST",
-	"github-api-url":            "GITHUB_API_URL",
-	"git-cache-dir":             "GIT_CACHE_DIR",
-	"git-read-source-secrets":   "GIT_READ_SOURCE_SECRETS",
-	"oci-insecure":              "OCI_INSECURE",
 	"commit-time":               "COMMIT_TIME",
 	"exporter-info-path":        "EXPORTER_INFO_PATH",
-	"call-timeout":              "CALL_TIMEOUT",
-	"git-fetch-timeout":         "GIT_FETCH_TIMEOUT",
 	"clock-skew-tolerance":      "CLOCK_SKEW_TOLERANCE",
 	"log-level":                 "LOG_LEVEL",
 	"telemetry-mode":            "TELEMETRY_MODE",
 	"telemetry-endpoint":        "TELEMETRY_ENDPOINT",
 	"telemetry-insecure":        "TELEMETRY_INSECURE",
+})
+
+// withEnvNames merges flag → environment variable maps.
+func withEnvNames(groups ...map[string]string) map[string]string {
+	out := map[string]string{}
+	for _, g := range groups {
+		maps.Copy(out, g)
+	}
+	return out
 }
 
 // DefaultOptions returns the defaults shown in --help.
 func DefaultOptions() Options {
 	return Options{
 		Telemetry:          telemetry.DefaultConfig(),
+		ProviderOptions:    DefaultProviderOptions(),
 		MetricsAddr:        ":8888",
 		HealthAddr:         ":9440",
 		Concurrency:        4,
 		Workers:            256,
 		KubeAPIQPS:         50,
 		KubeAPIBurst:       100,
-		GitHubAPIURL:       "https://api.github.com",
-		GitCacheDir:        git.DefaultCacheDir(),
 		CommitTime:         string(commits.CommitterTime),
 		ExporterInfoPath:   "exporter-info.json",
-		CallTimeout:        30 * time.Second,
-		GitFetchTimeout:    5 * time.Minute,
 		ClockSkewTolerance: 5 * time.Minute,
 	}
 }
@@ -119,6 +103,7 @@ func DefaultOptions() Options {
 // BindFlags registers every flag; each help text names the environment variable that also sets it.
 func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	o.Telemetry.BindFlags(fs)
+	o.ProviderOptions.BindFlags(fs)
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "Path to a kubeconfig; empty uses the in-cluster service account or ~/.kube/config")
 	fs.StringVar(&o.KubeContext, "kube-context", o.KubeContext, "Kubeconfig context to use (default: the current context)")
 	fs.StringVar(&o.Namespace, "namespace", o.Namespace, "Namespace of the tracker's ledger ConfigMaps and leader-election lease (default: the in-cluster namespace, else flux-system)")
@@ -133,14 +118,8 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.PprofAddr, "pprof-addr", o.PprofAddr, "Address of the Go profiling endpoints (/debug/pprof); empty: off. Profiles show object names: keep it private")
 	fs.Float32Var(&o.KubeAPIQPS, "kube-api-qps", o.KubeAPIQPS, "Kubernetes API requests per second the tracker may make (ledger writes)")
 	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", o.KubeAPIBurst, "Kubernetes API request burst")
-	fs.StringVar(&o.GitHubAPIURL, "github-api-url", o.GitHubAPIURL, "GitHub API base URL; for GitHub Enterprise use https://HOST/api/v3")
-	fs.StringVar(&o.GitCacheDir, "git-cache-dir", o.GitCacheDir, "Folder for the bare mirrors of repositories not on GitHub, read with plain git (an emptyDir in a cluster)")
-	fs.BoolVar(&o.GitReadSourceSecrets, "git-read-source-secrets", o.GitReadSourceSecrets, "Read plain-git credentials from each GitRepository's spec.secretRef (needs get on those Secrets); off: anonymous")
-	fs.BoolVar(&o.OCIInsecure, "oci-insecure", o.OCIInsecure, "Allow plain-HTTP OCI registries when reading OCIRepository artifacts")
 	fs.StringVar(&o.CommitTime, "commit-time", o.CommitTime, "Which git time is a commit's time: committer or author")
 	fs.StringVar(&o.ExporterInfoPath, "exporter-info-path", o.ExporterInfoPath, "Path of exporter-info.json in the manifests repository; empty disables upstream commits")
-	fs.DurationVar(&o.CallTimeout, "call-timeout", o.CallTimeout, "Deadline of every outbound call (GitHub, OCI registry, Secret read, ledger read or write); a call past it is counted and retried later")
-	fs.DurationVar(&o.GitFetchTimeout, "git-fetch-timeout", o.GitFetchTimeout, "Deadline of one git fetch into a mirror (the first one brings the whole history)")
 	fs.DurationVar(&o.ClockSkewTolerance, "clock-skew-tolerance", o.ClockSkewTolerance, "How far in the future a commit or upstream time may be before it is rejected as implausible (times before 2005 always are)")
 	fs.VisitAll(func(f *pflag.Flag) {
 		if env, ok := envNames[f.Name]; ok {
@@ -164,23 +143,7 @@ func (o *Options) ApplyEnv(fs *pflag.FlagSet, getenv func(string) string) error 
 			}
 		}
 	})
-	o.GitHubToken = getenv("GITHUB_TOKEN")
-	o.GitHubAppPrivateKey = []byte(getenv("GITHUB_APP_PRIVATE_KEY"))
-	for _, v := range []struct {
-		env string
-		dst *int64
-	}{{"GITHUB_APP_ID", &o.GitHubAppID}, {"GITHUB_APP_INSTALLATION_ID", &o.GitHubAppInstallationID}} {
-		s := getenv(v.env)
-		if s == "" {
-			continue
-		}
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil || n <= 0 {
-			errs = append(errs, fmt.Errorf("invalid %s: must be a positive integer", v.env))
-			continue
-		}
-		*v.dst = n
-	}
+	errs = append(errs, o.applyCredentials(getenv)...)
 	return errors.Join(errs...)
 }
 
@@ -221,18 +184,7 @@ func (o *Options) Validate() error {
 	if o.KubeAPIQPS <= 0 || o.KubeAPIBurst < 1 {
 		errs = append(errs, fmt.Errorf("invalid --kube-api-qps %v / --kube-api-burst %d: must be positive", o.KubeAPIQPS, o.KubeAPIBurst))
 	}
-	if u, err := url.Parse(o.GitHubAPIURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		errs = append(errs, fmt.Errorf("invalid --github-api-url %q: must be an http(s) URL", o.GitHubAPIURL))
-	}
-	if o.GitCacheDir == "" {
-		errs = append(errs, errors.New("invalid --git-cache-dir: must not be empty"))
-	}
-	if o.CallTimeout <= 0 {
-		errs = append(errs, fmt.Errorf("invalid --call-timeout %s: must be positive", o.CallTimeout))
-	}
-	if o.GitFetchTimeout <= 0 {
-		errs = append(errs, fmt.Errorf("invalid --git-fetch-timeout %s: must be positive", o.GitFetchTimeout))
-	}
+	errs = append(errs, o.validate()...)
 	if o.ClockSkewTolerance < 0 {
 		errs = append(errs, fmt.Errorf("invalid --clock-skew-tolerance %s: must not be negative", o.ClockSkewTolerance))
 	}
