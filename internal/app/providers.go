@@ -13,7 +13,6 @@ import (
 	"github.com/spf13/pflag"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits/git"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits/github"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits/oci"
@@ -133,17 +132,6 @@ type Providers struct {
 
 // BuildProviders builds the GitHub, plain-git and OCI providers of o; Close releases them.
 func BuildProviders(ctx context.Context, o ProviderOptions, h ProviderHooks) (*Providers, error) {
-	count := func(add func(context.Context, string)) func(context.Context, commits.CallOutcome) {
-		return func(ctx context.Context, out commits.CallOutcome) {
-			if add != nil {
-				add(ctx, string(out))
-			}
-		}
-	}
-	var addGitHub, addGit func(context.Context, string)
-	if h.Metrics != nil {
-		addGitHub, addGit = h.Metrics.AddGitHubCall, h.Metrics.AddGitCall
-	}
 	ghOpts := github.Options{
 		BaseURL:           o.GitHubAPIURL,
 		Token:             o.GitHubToken,
@@ -151,7 +139,7 @@ func BuildProviders(ctx context.Context, o ProviderOptions, h ProviderHooks) (*P
 		AppPrivateKey:     o.GitHubAppPrivateKey,
 		AppInstallationID: o.GitHubAppInstallationID,
 		Timeout:           o.CallTimeout,
-		OnCall:            count(addGitHub),
+		OnCall:            h.Metrics.AddGitHubCall, // a nil Metrics counts nothing
 		TracerProvider:    h.TracerProvider,
 		Logger:            h.Logger.With("component", "github"),
 	}
@@ -166,7 +154,7 @@ func BuildProviders(ctx context.Context, o ProviderOptions, h ProviderHooks) (*P
 		CacheDir:       o.GitCacheDir,
 		Timeout:        o.GitFetchTimeout,
 		Logger:         h.Logger.With("component", "git"),
-		OnCall:         count(addGit),
+		OnCall:         h.Metrics.AddGitCall,
 		TracerProvider: h.TracerProvider,
 	})
 	if err != nil {

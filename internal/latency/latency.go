@@ -25,6 +25,9 @@ const (
 	StageApply Stage = "apply"
 )
 
+// Stages are every Stage, in the order a commit passes them.
+var Stages = []Stage{StageExport, StageFetch, StageApply, StageReconcile, StageE2E}
+
 // Plausibility bounds.
 var (
 	// Earliest is the earliest plausible commit, fetch or apply time; git itself is from 2005.

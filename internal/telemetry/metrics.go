@@ -11,6 +11,8 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/latency"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/redact"
 )
 
@@ -77,28 +79,17 @@ const (
 	ReasonCredentialsWithheld = "credentials_withheld" // an override pointing away from the source's host: read anonymously
 )
 
-// Values of the clock-skew counter's stage attribute (see DESIGN.md).
-const (
-	StageExport    = "export"    // committed − upstream committed
-	StageFetch     = "fetch"     // fetched − committed
-	StageApply     = "apply"     // applied − fetched
-	StageReconcile = "reconcile" // applied − committed
-	StageE2E       = "e2e"       // applied − (upstream or) committed
-)
+// The clock-skew counter's stage attribute takes latency's stages, the not-recorded counter's status attribute
+// the range statuses that record nothing, and the call counters' outcome attribute the providers' outcomes.
 
-// Values of the not-recorded counter's status attribute.
-const (
-	StatusBehind   = "behind"   // rollback: the new revision is an ancestor
-	StatusDiverged = "diverged" // force-push: no common first-parent history
-)
-
-// Values of the GitHub calls counter's outcome attribute.
-const (
-	OutcomeCacheHit    = "cache_hit"    // answered from the tracker's cache
-	OutcomeNotModified = "not_modified" // 304 to a conditional request
-	OutcomeSuccess     = "success"
-	OutcomeError       = "error"
-)
+// names lists enum values as attribute values, then Other.
+func names[T ~string](values ...T) []string {
+	out := make([]string, 0, len(values)+1)
+	for _, v := range values {
+		out = append(out, string(v))
+	}
+	return append(out, Other)
+}
 
 // Kind is the instrument type of a [Definition].
 type Kind string
@@ -191,9 +182,7 @@ var Definitions = []Definition{
 		Name: MetricClockSkew, Kind: Counter, Unit: "{sample}",
 		Description: "Stage durations that came out negative (skewed clocks) and were recorded as 0.",
 		Attributes:  withKey(AttrStage),
-		Values: map[string][]string{AttrStage: {
-			StageExport, StageFetch, StageApply, StageReconcile, StageE2E, Other,
-		}},
+		Values:      map[string][]string{AttrStage: names(latency.Stages...)},
 	},
 	{
 		Name: MetricTruncated, Kind: Counter, Unit: "{commit}",
@@ -204,23 +193,19 @@ var Definitions = []Definition{
 		Name: MetricNotRecorded, Kind: Counter, Unit: "{revision}",
 		Description: "Applied revisions whose commits were not recorded because they are behind (rollback) or diverged from (force-push) the last recorded one.",
 		Attributes:  withKey(AttrStatus),
-		Values:      map[string][]string{AttrStatus: {StatusBehind, StatusDiverged, Other}},
+		Values:      map[string][]string{AttrStatus: names(commits.Behind, commits.Diverged)},
 	},
 	{
 		Name: MetricGitHubCalls, Kind: Counter, Unit: "{call}",
 		Description: "GitHub API lookups, by outcome.",
 		Attributes:  []string{AttrOutcome},
-		Values: map[string][]string{AttrOutcome: {
-			OutcomeCacheHit, OutcomeNotModified, OutcomeSuccess, OutcomeError, Other,
-		}},
+		Values:      map[string][]string{AttrOutcome: names(commits.CallCacheHit, commits.CallNotModified, commits.CallSuccess, commits.CallError)},
 	},
 	{
 		Name: MetricGitCalls, Kind: Counter, Unit: "{call}",
 		Description: "Plain-git lookups, by outcome: answered from the local mirror (cache_hit), or a fetch that succeeded or failed.",
 		Attributes:  []string{AttrOutcome},
-		Values: map[string][]string{AttrOutcome: {
-			OutcomeCacheHit, OutcomeSuccess, OutcomeError, Other,
-		}},
+		Values:      map[string][]string{AttrOutcome: names(commits.CallCacheHit, commits.CallSuccess, commits.CallError)},
 	},
 	{
 		Name: MetricOverflow, Kind: Counter, Unit: "{point}", FromStore: true,
@@ -423,11 +408,10 @@ func (m *Metrics) AddError(ctx context.Context, reason string, a ObjectAttribute
 	}
 }
 
-// AddClockSkew counts one negative duration clamped to 0 at stage (a Stage*
-// constant).
-func (m *Metrics) AddClockSkew(ctx context.Context, stage string, a ObjectAttributes) {
+// AddClockSkew counts one negative duration clamped to 0 at stage.
+func (m *Metrics) AddClockSkew(ctx context.Context, stage latency.Stage, a ObjectAttributes) {
 	if m != nil {
-		m.clockSkew.Add(ctx, 1, metric.WithAttributeSet(m.object(a, m.enum(MetricClockSkew, AttrStage, stage))))
+		m.clockSkew.Add(ctx, 1, metric.WithAttributeSet(m.object(a, m.enum(MetricClockSkew, AttrStage, string(stage)))))
 	}
 }
 
@@ -438,25 +422,24 @@ func (m *Metrics) AddTruncated(ctx context.Context, n int, a ObjectAttributes) {
 	}
 }
 
-// AddNotRecorded counts one revision not recorded; status is StatusBehind or
-// StatusDiverged.
-func (m *Metrics) AddNotRecorded(ctx context.Context, status string, a ObjectAttributes) {
+// AddNotRecorded counts one revision not recorded; status is commits.Behind or commits.Diverged.
+func (m *Metrics) AddNotRecorded(ctx context.Context, status commits.RangeStatus, a ObjectAttributes) {
 	if m != nil {
-		m.notRecorded.Add(ctx, 1, metric.WithAttributeSet(m.object(a, m.enum(MetricNotRecorded, AttrStatus, status))))
+		m.notRecorded.Add(ctx, 1, metric.WithAttributeSet(m.object(a, m.enum(MetricNotRecorded, AttrStatus, string(status)))))
 	}
 }
 
-// AddGitHubCall counts one GitHub lookup; outcome is an Outcome* constant.
-func (m *Metrics) AddGitHubCall(ctx context.Context, outcome string) {
+// AddGitHubCall counts one GitHub lookup by its outcome.
+func (m *Metrics) AddGitHubCall(ctx context.Context, outcome commits.CallOutcome) {
 	if m != nil {
-		m.githubCalls.Add(ctx, 1, metric.WithAttributeSet(attribute.NewSet(m.enum(MetricGitHubCalls, AttrOutcome, outcome))))
+		m.githubCalls.Add(ctx, 1, metric.WithAttributeSet(attribute.NewSet(m.enum(MetricGitHubCalls, AttrOutcome, string(outcome)))))
 	}
 }
 
-// AddGitCall counts one plain-git lookup; outcome is an Outcome* constant.
-func (m *Metrics) AddGitCall(ctx context.Context, outcome string) {
+// AddGitCall counts one plain-git lookup by its outcome.
+func (m *Metrics) AddGitCall(ctx context.Context, outcome commits.CallOutcome) {
 	if m != nil {
-		m.gitCalls.Add(ctx, 1, metric.WithAttributeSet(attribute.NewSet(m.enum(MetricGitCalls, AttrOutcome, outcome))))
+		m.gitCalls.Add(ctx, 1, metric.WithAttributeSet(attribute.NewSet(m.enum(MetricGitCalls, AttrOutcome, string(outcome)))))
 	}
 }
 

@@ -10,6 +10,9 @@ import (
 	"go.opentelemetry.io/otel/metric/noop"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/latency"
 )
 
 var obj = ObjectAttributes{
@@ -125,16 +128,16 @@ func TestMetricsCounters(t *testing.T) {
 	m.AddError(ctx, ReasonGitHub, obj)
 	m.AddError(ctx, ReasonGitHub, obj)
 	m.AddError(ctx, "made-up", obj) // → other
-	m.AddClockSkew(ctx, StageFetch, obj)
+	m.AddClockSkew(ctx, latency.StageFetch, obj)
 	m.AddTruncated(ctx, 17, obj)
 	m.AddTruncated(ctx, 0, obj) // ignored
-	m.AddNotRecorded(ctx, StatusDiverged, obj)
-	m.AddNotRecorded(ctx, StatusBehind, obj)
-	m.AddGitHubCall(ctx, OutcomeCacheHit)
-	m.AddGitHubCall(ctx, OutcomeNotModified)
-	m.AddGitHubCall(ctx, OutcomeNotModified)
-	m.AddGitCall(ctx, OutcomeSuccess)
-	m.AddGitCall(ctx, OutcomeNotModified) // not a git outcome → other
+	m.AddNotRecorded(ctx, commits.Diverged, obj)
+	m.AddNotRecorded(ctx, commits.Behind, obj)
+	m.AddGitHubCall(ctx, commits.CallCacheHit)
+	m.AddGitHubCall(ctx, commits.CallNotModified)
+	m.AddGitHubCall(ctx, commits.CallNotModified)
+	m.AddGitCall(ctx, commits.CallSuccess)
+	m.AddGitCall(ctx, commits.CallNotModified) // not a git outcome → other
 
 	type point struct {
 		attrs attribute.Set
@@ -206,7 +209,7 @@ func TestMetricsCounters(t *testing.T) {
 func TestMetricsNilAndNoop(t *testing.T) {
 	var m *Metrics
 	m.ObserveE2E(context.Background(), time.Second, obj) // must not panic
-	m.AddGitHubCall(context.Background(), OutcomeSuccess)
+	m.AddGitHubCall(context.Background(), commits.CallSuccess)
 
 	if _, err := NewMetrics(nil); err == nil {
 		t.Error("NewMetrics(nil) succeeded")

@@ -13,6 +13,9 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/latency"
 )
 
 // scrape GETs /metrics in the Prometheus text format and parses it.
@@ -104,11 +107,11 @@ func TestPrometheusExport(t *testing.T) {
 	m.ObserveReconcile(ctx, 60*time.Second, obj)
 	m.AddCommitsRecorded(ctx, 2, obj)
 	m.AddError(ctx, ReasonGitHub, obj)
-	m.AddClockSkew(ctx, StageApply, obj)
+	m.AddClockSkew(ctx, latency.StageApply, obj)
 	m.AddTruncated(ctx, 5, obj)
-	m.AddNotRecorded(ctx, StatusBehind, obj)
-	m.AddGitHubCall(ctx, OutcomeSuccess)
-	m.AddGitCall(ctx, OutcomeCacheHit)
+	m.AddNotRecorded(ctx, commits.Behind, obj)
+	m.AddGitHubCall(ctx, commits.CallSuccess)
+	m.AddGitCall(ctx, commits.CallCacheHit)
 	m.ObserveFetch(ctx, 20*time.Second, obj)
 	m.ObserveApply(ctx, 40*time.Second, obj)
 	now := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)

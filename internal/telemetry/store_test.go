@@ -20,6 +20,8 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits"
 )
 
 // pipeline is Setup's metric side in memory: the instruments' provider, and an export provider with a
@@ -229,7 +231,7 @@ func TestForgetObject(t *testing.T) {
 		p.m.AddCommitsRecorded(ctx, i+1, o)
 		p.m.AddError(ctx, ReasonGitHub, o)
 	}
-	p.m.AddGitHubCall(ctx, OutcomeSuccess)
+	p.m.AddGitHubCall(ctx, commits.CallSuccess)
 	before := reconcilePoints(t, p.otlp)
 	_, _ = scrape(t, p.handler)
 
@@ -365,7 +367,7 @@ func TestAggregationLevels(t *testing.T) {
 				p.m.AddError(ctx, ReasonTimeout, o)
 				states[i] = RolloutState{Attributes: o, PendingSince: now.Add(-time.Duration(i+1) * time.Minute)}
 			}
-			p.m.AddGitCall(ctx, OutcomeSuccess)
+			p.m.AddGitCall(ctx, commits.CallSuccess)
 			if _, err := p.m.ObserveRollouts(func() []RolloutState { return states }, func() time.Time { return now }); err != nil {
 				t.Fatal(err)
 			}

@@ -40,7 +40,7 @@ func TestRollbackThenRollForwardRecordsNothingTwice(t *testing.T) {
 	wantSamples(t, res.Samples, plain(d, at(700), at(760))...)
 	f.wantMetrics(map[string]float64{
 		kRecorded: 3, kReconcileCount: 3, kReconcileSum: 150 + 50 + 60, kE2ECount: 3, kE2ESum: 150 + 50 + 60,
-		kNotRecorded(telemetry.StatusBehind): 2, kGitHubOK: 4,
+		kNotRecorded(string(commits.Behind)): 2, kGitHubOK: 4,
 	})
 }
 

@@ -82,7 +82,7 @@ func (m metricsSink) Record(ctx context.Context, r Record) {
 	for _, s := range r.Samples {
 		sctx := r.CommitContext(ctx, s.Commit)
 		if s.Skewed {
-			m.rec.AddClockSkew(sctx, string(s.Stage), r.Object)
+			m.rec.AddClockSkew(sctx, s.Stage, r.Object)
 		}
 		switch s.Stage {
 		case latency.StageE2E:

@@ -57,9 +57,9 @@ type Recorder interface {
 	ObserveApply(ctx context.Context, d time.Duration, a telemetry.ObjectAttributes)
 	AddCommitsRecorded(ctx context.Context, n int, a telemetry.ObjectAttributes)
 	AddError(ctx context.Context, reason string, a telemetry.ObjectAttributes)
-	AddClockSkew(ctx context.Context, stage string, a telemetry.ObjectAttributes)
+	AddClockSkew(ctx context.Context, stage latency.Stage, a telemetry.ObjectAttributes)
 	AddTruncated(ctx context.Context, n int, a telemetry.ObjectAttributes)
-	AddNotRecorded(ctx context.Context, status string, a telemetry.ObjectAttributes)
+	AddNotRecorded(ctx context.Context, status commits.RangeStatus, a telemetry.ObjectAttributes)
 	// ForgetObject drops every series of a deleted object.
 	ForgetObject(ctx context.Context, a telemetry.ObjectAttributes)
 }
@@ -297,7 +297,7 @@ func (t *Tracker) decide(ctx context.Context, d flux.Deployment, prev *ledger.En
 	case commits.Ahead:
 	case commits.Behind:
 		// A rollback: the mark stays where it is, so a roll-forward records only commits past it.
-		t.opts.Recorder.AddNotRecorded(ctx, string(rng.Status), attrs)
+		t.opts.Recorder.AddNotRecorded(ctx, rng.Status, attrs)
 		log.WarnContext(ctx, "revision is behind the furthest recorded one (rollback): nothing recorded, mark kept",
 			"status", string(rng.Status), "recorded_revision", entry.Mark())
 		return Result{Outcome: NotRecorded}, t.checkpoint(ctx, d, prev, observed, entry.Mark(), entry.Export)
@@ -356,7 +356,7 @@ func (t *Tracker) diverged(ctx context.Context, src Source, d flux.Deployment, p
 		}
 	}
 	// A force-push onto other history: none of its commits is known to be new, so it is a new baseline.
-	t.opts.Recorder.AddNotRecorded(ctx, string(rng.Status), attrs)
+	t.opts.Recorder.AddNotRecorded(ctx, rng.Status, attrs)
 	log.WarnContext(ctx, "revision diverged from the furthest recorded one (force-push): kept as baseline, nothing recorded",
 		"status", string(rng.Status), "recorded_revision", entry.Mark())
 	export, err := t.baselineExport(ctx, src, d, head, log)

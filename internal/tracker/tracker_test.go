@@ -100,7 +100,7 @@ func newFixture(tb testing.TB, opts ...fixtureOption) *fixture {
 		MaxRetries:     ghRetries,
 		RetryWaitMin:   10 * time.Millisecond,
 		RetryWaitMax:   20 * time.Millisecond,
-		OnCall:         func(ctx context.Context, o commits.CallOutcome) { tel.Metrics.AddGitHubCall(ctx, string(o)) },
+		OnCall:         func(ctx context.Context, o commits.CallOutcome) { tel.Metrics.AddGitHubCall(ctx, o) },
 		TracerProvider: tel.TracerProvider,
 	})
 	if err != nil {
@@ -473,7 +473,7 @@ func TestRollbackAndForcePushRecordNothing(t *testing.T) {
 		setup func(f *fixture, c0 string) (recorded, applied, next string)
 	}{
 		{
-			name: "rollback (behind)", status: telemetry.StatusBehind, lookups: 4,
+			name: "rollback (behind)", status: string(commits.Behind), lookups: 4,
 			setup: func(f *fixture, c0 string) (string, string, string) {
 				c1 := f.commit(100, nil)
 				c2 := f.commit(200, nil)
@@ -482,7 +482,7 @@ func TestRollbackAndForcePushRecordNothing(t *testing.T) {
 			},
 		},
 		{
-			name: "force-push (diverged)", status: telemetry.StatusDiverged, lookups: 2,
+			name: "force-push (diverged)", status: string(commits.Diverged), lookups: 2,
 			setup: func(f *fixture, c0 string) (string, string, string) {
 				c1 := f.commit(100, nil)
 				r1 := f.repo.Commit(githubtest.CommitSpec{Branch: "rewrite", Parents: []string{c0}, AuthorTime: at(200), Files: map[string]string{"app.yaml": "rewritten"}})
@@ -659,7 +659,7 @@ func TestClockSkewIsClampedAndCounted(t *testing.T) {
 		smp(latency.StageE2E, c1, "", at(100), at(90), 0))
 	f.wantMetrics(map[string]float64{
 		kRecorded: 1, kReconcileCount: 1, kReconcileSum: 0, kE2ECount: 1, kE2ESum: 0, kGitHubOK: 1,
-		kSkew(telemetry.StageReconcile): 1, kSkew(telemetry.StageE2E): 1,
+		kSkew(string(latency.StageReconcile)): 1, kSkew(string(latency.StageE2E)): 1,
 	})
 }
 
