@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"slices"
 	"strings"
 
@@ -17,20 +16,6 @@ import (
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/redact"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/sourceauth"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/telemetry"
-)
-
-// URL schemes that carry credentials in the clear (http) or encrypted (https).
-const (
-	schemeHTTP  = "http"
-	schemeHTTPS = "https"
-	schemeSSH   = "ssh"
-	schemeGit   = "git"
-)
-
-// Provider kinds named by the provider annotation.
-const (
-	ProviderGitHub = "github"
-	ProviderGit    = "git"
 )
 
 // ErrUnsafeURL is wrapped by the errors of For for a URL that is not fetched: file:// and local paths (unless
@@ -80,7 +65,7 @@ type Providers struct {
 type Source struct {
 	Provider   commits.Provider
 	Repository commits.Repository
-	// Kind is ProviderGitHub or ProviderGit.
+	// Kind is commits.ProviderGitHub or commits.ProviderGit.
 	Kind string
 	// CredentialsWithheld says the source's Secret was not used because the URL looked up (a repository
 	// annotation's) is not at the source's own scheme, host and port: the lookup is anonymous. The tracker counts
@@ -90,7 +75,7 @@ type Source struct {
 
 // lookupReason is the error reason counted when a lookup through the source fails.
 func (s Source) lookupReason() string {
-	if s.Kind == ProviderGit {
+	if s.Kind == commits.ProviderGit {
 		return telemetry.ReasonGit
 	}
 	return telemetry.ReasonGitHub
@@ -98,13 +83,13 @@ func (s Source) lookupReason() string {
 
 // For returns the provider and repository identity for d.
 func (p Providers) For(ctx context.Context, d flux.Deployment) (Source, error) {
-	kind := strings.ToLower(d.Provider)
-	if kind != "" && kind != ProviderGitHub && kind != ProviderGit {
-		return Source{}, fmt.Errorf("annotation %s: unknown provider %q (want %s or %s)", flux.AnnotationProvider, d.Provider, ProviderGitHub, ProviderGit)
+	kind, err := commits.ParseProviderAnnotation(d.Provider)
+	if err != nil {
+		return Source{}, fmt.Errorf("annotation %s: %w", flux.AnnotationProvider, err)
 	}
 	raw := d.RepositoryURL
 	if d.RepositoryOverride != "" {
-		if kind != ProviderGit {
+		if kind != commits.ProviderGit {
 			repo, err := commits.ParseRepositoryOverride(d.RepositoryOverride)
 			if err != nil {
 				return Source{}, fmt.Errorf("annotation %s: %w", flux.AnnotationRepository, err)
@@ -117,14 +102,7 @@ func (p Providers) For(ctx context.Context, d flux.Deployment) (Source, error) {
 		return Source{}, fmt.Errorf("%s %s/%s: source %s %s/%s not found or has no URL",
 			d.Kind, d.Namespace, d.Name, d.SourceKind, d.SourceNamespace, d.SourceName)
 	}
-	if kind == "" {
-		if repo, err := commits.ParseRepositoryURL(raw); err == nil && slices.Contains(p.GitHubHosts, repo.Host) {
-			kind = ProviderGitHub
-		} else {
-			kind = ProviderGit
-		}
-	}
-	if kind == ProviderGitHub {
+	if commits.ChooseProvider(raw, kind, p.GitHubHosts) == commits.ProviderGitHub {
 		repo, err := commits.ParseRepositoryURL(raw)
 		if err != nil {
 			return Source{}, err
@@ -138,12 +116,12 @@ func (p Providers) For(ctx context.Context, d flux.Deployment) (Source, error) {
 	if err != nil {
 		return Source{}, err
 	}
-	repo, err := gitRepository(raw, local)
+	repo, err := commits.ParseGitRepository(raw, local)
 	if err != nil {
 		return Source{}, err
 	}
 	withheld := false
-	if raw != d.RepositoryURL && p.Secrets != nil && d.SourceSecretName != "" && !sameOrigin(raw, d.RepositoryURL) {
+	if raw != d.RepositoryURL && p.Secrets != nil && d.SourceSecretName != "" && !commits.SameOrigin(raw, d.RepositoryURL) {
 		// Whoever can annotate an object must not receive the source's credentials at a host of their choosing.
 		withheld = true
 		p.logger(ctx).WarnContext(ctx, "repository annotation points away from the source's host: its credentials are withheld, the repository is read anonymously",
@@ -151,12 +129,12 @@ func (p Providers) For(ctx context.Context, d flux.Deployment) (Source, error) {
 			"source", d.SourceKind+" "+d.SourceNamespace+"/"+d.SourceName, "secret", d.SourceNamespace+"/"+d.SourceSecretName)
 	}
 	var auth sourceauth.Auth
-	if !withheld && carriesCredentials(raw) {
+	if !withheld && commits.CarriesCredentials(raw) {
 		if auth, err = p.gitAuth(ctx, d); err != nil {
 			return Source{}, err
 		}
 	}
-	if (auth.Username != "" || auth.Password != "" || auth.BearerToken != "") && schemeOf(raw) == schemeHTTP {
+	if (auth.Username != "" || auth.Password != "" || auth.BearerToken != "") && commits.Scheme(raw) == commits.SchemeHTTP {
 		// GitRepository has no flag that marks plain http as meant: credentials are never sent in the clear.
 		return Source{}, fmt.Errorf("%w: %s is plain http and secret %s/%s holds basic or bearer credentials, which are not sent unencrypted: use https",
 			ErrUnsafeURL, redact.URL(raw), d.SourceNamespace, d.SourceSecretName)
@@ -167,7 +145,7 @@ func (p Providers) For(ctx context.Context, d flux.Deployment) (Source, error) {
 		r := d.SourceRef
 		ref = git.Ref{Branch: r.Branch, Tag: r.Tag, SemVer: r.SemVer, Name: r.Name, Commit: r.Commit}
 	}
-	return Source{Provider: p.Git.ForRef(raw, auth, ref), Repository: repo, Kind: ProviderGit, CredentialsWithheld: withheld}, nil
+	return Source{Provider: p.Git.ForRef(raw, auth, ref), Repository: repo, Kind: commits.ProviderGit, CredentialsWithheld: withheld}, nil
 }
 
 // logger is p.Logger, else the reconcile's logger in ctx, else one that discards.
@@ -200,8 +178,8 @@ func (p Providers) gitAuth(ctx context.Context, d flux.Deployment) (sourceauth.A
 // checkScheme refuses URLs that are not fetched from a remote git host; local reports a file:// URL or local
 // path that AllowLocal let through.
 func (p Providers) checkScheme(raw string) (local bool, err error) {
-	switch scheme := schemeOf(raw); scheme {
-	case schemeHTTPS, schemeHTTP, schemeSSH, schemeGit:
+	switch scheme := commits.Scheme(raw); scheme {
+	case commits.SchemeHTTPS, commits.SchemeHTTP, commits.SchemeSSH, commits.SchemeGit:
 		return false, nil
 	case "file", "":
 		if p.AllowLocal {
@@ -213,69 +191,6 @@ func (p Providers) checkScheme(raw string) (local bool, err error) {
 	}
 }
 
-// schemeOf returns raw's lower-cased scheme: ssh for scp-like user@host:path, "helper::" for git's
-// helper::address, "" for a local path.
-func schemeOf(raw string) string {
-	raw = strings.TrimSpace(raw)
-	if i := strings.Index(raw, "://"); i >= 0 {
-		return strings.ToLower(raw[:i])
-	}
-	if helper, _, ok := strings.Cut(raw, "::"); ok && helper != "" && !strings.ContainsAny(helper, `:/\@`) {
-		return strings.ToLower(helper) + "::" // git's transport::address, a remote helper (ext:: runs a command)
-	}
-	if before, _, ok := strings.Cut(raw, ":"); ok && before != "" && !strings.ContainsAny(before, `/\`) {
-		return schemeSSH // git's rule: a colon with no slash before it is scp-like ssh
-	}
-	return ""
-}
-
-// carriesCredentials reports whether a Secret's credentials apply to raw's scheme: git:// has none.
-func carriesCredentials(raw string) bool {
-	switch schemeOf(raw) {
-	case schemeHTTPS, schemeHTTP, schemeSSH:
-		return true
-	}
-	return false
-}
-
-// origin is where credentials are sent: scheme, lower-cased host and port, the scheme's default when absent.
-type origin struct{ scheme, host, port string }
-
-var defaultPorts = map[string]string{schemeHTTPS: "443", schemeHTTP: "80", schemeSSH: "22", schemeGit: "9418"}
-
-// originOf returns raw's origin; ok is false when raw names none (a local path, a malformed URL).
-func originOf(raw string) (o origin, ok bool) {
-	raw = strings.TrimSpace(raw)
-	o.scheme = schemeOf(raw)
-	switch {
-	case o.scheme == "":
-		return origin{}, false
-	case strings.Contains(raw, "://"):
-		u, err := url.Parse(raw)
-		if err != nil || u.Hostname() == "" {
-			return origin{}, false
-		}
-		o.host, o.port = strings.ToLower(u.Hostname()), u.Port()
-	default: // scp-like [user@]host:path
-		hostPart, _, _ := strings.Cut(raw, ":")
-		o.host = strings.ToLower(hostPart[strings.LastIndexByte(hostPart, '@')+1:])
-	}
-	if o.host == "" {
-		return origin{}, false
-	}
-	if o.port == "" {
-		o.port = defaultPorts[o.scheme]
-	}
-	return o, true
-}
-
-// sameOrigin reports whether a and b send credentials to the same scheme, host and port.
-func sameOrigin(a, b string) bool {
-	oa, okA := originOf(a)
-	ob, okB := originOf(b)
-	return okA && okB && oa == ob
-}
-
 func (p Providers) github(repo commits.Repository) (Source, error) {
 	if p.GitHub == nil {
 		return Source{}, fmt.Errorf("no commit provider for %s: the GitHub provider is disabled", repo)
@@ -283,30 +198,5 @@ func (p Providers) github(repo commits.Repository) (Source, error) {
 	if !slices.Contains(p.GitHubHosts, repo.Host) {
 		return Source{}, fmt.Errorf("no commit provider for host %s: GitHub is served for %s", repo.Host, strings.Join(p.GitHubHosts, ", "))
 	}
-	return Source{Provider: p.GitHub, Repository: repo, Kind: ProviderGitHub}, nil
-}
-
-// gitRepository names a plain-git repository by its URL without credentials; local accepts a file:// URL or
-// a local path, named by its path.
-func gitRepository(raw string, local bool) (commits.Repository, error) {
-	repo, err := commits.ParseRepositoryURL(raw)
-	if err == nil {
-		return repo, nil
-	}
-	if local {
-		path := strings.TrimSuffix(strings.TrimRight(strings.TrimPrefix(raw, "file://"), "/"), ".git")
-		return commits.Repository{Host: "localhost", Name: path[strings.LastIndex(path, "/")+1:], URL: raw}, nil
-	}
-	u, perr := url.Parse(raw)
-	if perr != nil || u.Host == "" || strings.Trim(u.Path, "/") == "" {
-		return commits.Repository{}, err
-	}
-	switch u.Scheme {
-	case schemeHTTP, schemeHTTPS, schemeSSH, schemeGit:
-	default:
-		return commits.Repository{}, err
-	}
-	u.User, u.RawQuery, u.Fragment = nil, "", ""
-	path := strings.TrimSuffix(strings.Trim(u.Path, "/"), ".git")
-	return commits.Repository{Host: strings.ToLower(u.Hostname()), Name: path[strings.LastIndex(path, "/")+1:], URL: u.String()}, nil
+	return Source{Provider: p.GitHub, Repository: repo, Kind: commits.ProviderGitHub}, nil
 }
