@@ -20,59 +20,172 @@ import (
 // inClusterNamespaceFile holds the pod's namespace when running in a cluster.
 const inClusterNamespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
-// Options is the controller's configuration, from flags and their environment variables.
+// Options is the controller's configuration, from flags and their environment variables, grouped by concern;
+// each group binds its flags, names their environment variables beside them and validates itself.
 type Options struct {
 	Telemetry telemetry.Config
 	ProviderOptions
+	KubeOptions
+	WatchOptions
+	TrackingOptions
+	ServeOptions
+}
 
-	Kubeconfig           string
-	KubeContext          string
-	Namespace            string
+// KubeOptions say how the tracker reaches the Kubernetes API and where its ledger lives.
+type KubeOptions struct {
+	Kubeconfig   string
+	KubeContext  string
+	Namespace    string
+	KubeAPIQPS   float32
+	KubeAPIBurst int
+}
+
+var kubeEnvNames = map[string]string{
+	"kubeconfig":     "KUBECONFIG",
+	"kube-context":   "KUBE_CONTEXT",
+	"namespace":      "RUNTIME_NAMESPACE",
+	"kube-api-qps":   "KUBE_API_QPS",
+	"kube-api-burst": "KUBE_API_BURST",
+}
+
+func (o *KubeOptions) bindFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "Path to a kubeconfig; empty uses the in-cluster service account or ~/.kube/config")
+	fs.StringVar(&o.KubeContext, "kube-context", o.KubeContext, "Kubeconfig context to use (default: the current context)")
+	fs.StringVar(&o.Namespace, "namespace", o.Namespace, "Namespace of the tracker's ledger ConfigMaps and leader-election lease (default: the in-cluster namespace, else flux-system)")
+	fs.Float32Var(&o.KubeAPIQPS, "kube-api-qps", o.KubeAPIQPS, "Kubernetes API requests per second the tracker may make (ledger writes)")
+	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", o.KubeAPIBurst, "Kubernetes API request burst")
+}
+
+// validate checks the values and fills the namespace default.
+func (o *KubeOptions) validate() []error {
+	var errs []error
+	if o.Namespace == "" {
+		o.Namespace = defaultNamespace()
+	}
+	if msgs := validation.IsDNS1123Label(o.Namespace); len(msgs) > 0 {
+		errs = append(errs, fmt.Errorf("invalid --namespace %q: %s", o.Namespace, strings.Join(msgs, "; ")))
+	}
+	if o.KubeAPIQPS <= 0 || o.KubeAPIBurst < 1 {
+		errs = append(errs, fmt.Errorf("invalid --kube-api-qps %v / --kube-api-burst %d: must be positive", o.KubeAPIQPS, o.KubeAPIBurst))
+	}
+	return errs
+}
+
+// WatchOptions say which Flux objects are watched and how many are processed at once.
+type WatchOptions struct {
 	WatchNamespace       string
 	WatchLabelSelector   string
 	EnableLeaderElection bool
-	ClusterName          string
-	MetricsAddr          string
-	HealthAddr           string
 	Concurrency          int
 	Workers              int
-	PprofAddr            string
-	KubeAPIQPS           float32
-	KubeAPIBurst         int
+}
 
+var watchEnvNames = map[string]string{
+	"watch-namespace":        "WATCH_NAMESPACE",
+	"watch-label-selector":   "WATCH_LABEL_SELECTOR",
+	"enable-leader-election": "ENABLE_LEADER_ELECTION",
+	"concurrency":            "CONCURRENCY",
+	"workers":                "WORKERS",
+}
+
+func (o *WatchOptions) bindFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.WatchNamespace, "watch-namespace", o.WatchNamespace, "Only watch Flux objects in this namespace (default: all namespaces)")
+	fs.StringVar(&o.WatchLabelSelector, "watch-label-selector", o.WatchLabelSelector, "Only watch Kustomizations and HelmReleases matching this label selector, e.g. team=payments")
+	fs.BoolVar(&o.EnableLeaderElection, "enable-leader-election", o.EnableLeaderElection, "Elect a leader so that only one replica records")
+	fs.IntVar(&o.Concurrency, "concurrency", o.Concurrency, "Commit lookups (GitHub, git, OCI) in flight at once per kind of provider")
+	fs.IntVar(&o.Workers, "workers", o.Workers, "Flux objects in flight at once per kind; most wait on a ledger write they share with others on the same shard")
+}
+
+func (o *WatchOptions) validate() []error {
+	var errs []error
+	if o.WatchNamespace != "" {
+		if msgs := validation.IsDNS1123Label(o.WatchNamespace); len(msgs) > 0 {
+			errs = append(errs, fmt.Errorf("invalid --watch-namespace %q: %s", o.WatchNamespace, strings.Join(msgs, "; ")))
+		}
+	}
+	if _, err := labels.Parse(o.WatchLabelSelector); err != nil {
+		errs = append(errs, fmt.Errorf("invalid --watch-label-selector: %w", err))
+	}
+	if o.Concurrency < 1 {
+		errs = append(errs, fmt.Errorf("invalid --concurrency %d: must be at least 1", o.Concurrency))
+	}
+	if o.Workers <= o.Concurrency {
+		errs = append(errs, fmt.Errorf("invalid --workers %d: must be more than --concurrency (%d), so one worker stays free for objects on another provider", o.Workers, o.Concurrency))
+	}
+	return errs
+}
+
+// TrackingOptions say how commits are timed and which cluster they are recorded for.
+type TrackingOptions struct {
+	ClusterName      string
 	CommitTime       string
 	ExporterInfoPath string
 	// ClockSkewTolerance is how far in the future a commit time may be before it is rejected as implausible.
 	ClockSkewTolerance time.Duration
 }
 
-// envNames maps each flag to the environment variable that sets it when the flag is not given: these, the
-// provider flags' and the telemetry flags'.
-var envNames = withEnvNames(providerEnvNames, map[string]string{
-	"kubeconfig":                "KUBECONFIG",
-	"kube-context":              "KUBE_CONTEXT",
-	"namespace":                 "RUNTIME_NAMESPACE",
-	"watch-namespace":           "WATCH_NAMESPACE",
-	"watch-label-selector":      "WATCH_LABEL_SELECTOR",
-	"enable-leader-election":    "ENABLE_LEADER_ELECTION",
-	"cluster-name":              "CLUSTER_NAME",
-	"metrics-addr":              "METRICS_ADDR",
-	"health-addr":               "HEALTH_ADDR",
-	"concurrency":               "CONCURRENCY",
-	"workers":                   "WORKERS",
-	"pprof-addr":                "PPROF_ADDR",
-	"metrics-cardinality-limit": "METRICS_CARDINALITY_LIMIT",
-	"metrics-aggregation":       "METRICS_AGGREGATION",
-	"kube-api-qps":              "KUBE_API_QPS",
-	"kube-api-burst":            "KUBE_API_BURST",
-	"commit-time":               "COMMIT_TIME",
-	"exporter-info-path":        "EXPORTER_INFO_PATH",
-	"clock-skew-tolerance":      "CLOCK_SKEW_TOLERANCE",
-	"log-level":                 "LOG_LEVEL",
-	"telemetry-mode":            "TELEMETRY_MODE",
-	"telemetry-endpoint":        "TELEMETRY_ENDPOINT",
-	"telemetry-insecure":        "TELEMETRY_INSECURE",
-})
+var trackingEnvNames = map[string]string{
+	"cluster-name":         "CLUSTER_NAME",
+	"commit-time":          "COMMIT_TIME",
+	"exporter-info-path":   "EXPORTER_INFO_PATH",
+	"clock-skew-tolerance": "CLOCK_SKEW_TOLERANCE",
+}
+
+func (o *TrackingOptions) bindFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.ClusterName, "cluster-name", o.ClusterName, "Value of the k8s.cluster.name attribute on every metric, span and log")
+	fs.StringVar(&o.CommitTime, "commit-time", o.CommitTime, "Which git time is a commit's time: committer or author")
+	fs.StringVar(&o.ExporterInfoPath, "exporter-info-path", o.ExporterInfoPath, "Path of exporter-info.json in the manifests repository; empty disables upstream commits")
+	fs.DurationVar(&o.ClockSkewTolerance, "clock-skew-tolerance", o.ClockSkewTolerance, "How far in the future a commit or upstream time may be before it is rejected as implausible (times before 2005 always are)")
+}
+
+func (o *TrackingOptions) validate() []error {
+	var errs []error
+	if o.ClockSkewTolerance < 0 {
+		errs = append(errs, fmt.Errorf("invalid --clock-skew-tolerance %s: must not be negative", o.ClockSkewTolerance))
+	}
+	if o.CommitTime != string(commits.CommitterTime) && o.CommitTime != string(commits.AuthorTime) {
+		errs = append(errs, fmt.Errorf("invalid --commit-time %q: must be committer or author", o.CommitTime))
+	}
+	return errs
+}
+
+// ServeOptions are the tracker's own endpoints.
+type ServeOptions struct {
+	MetricsAddr string
+	HealthAddr  string
+	PprofAddr   string
+}
+
+var serveEnvNames = map[string]string{
+	"metrics-addr": "METRICS_ADDR",
+	"health-addr":  "HEALTH_ADDR",
+	"pprof-addr":   "PPROF_ADDR",
+}
+
+func (o *ServeOptions) bindFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.MetricsAddr, "metrics-addr", o.MetricsAddr, "Address of the Prometheus /metrics endpoint")
+	fs.StringVar(&o.HealthAddr, "health-addr", o.HealthAddr, "Address of the /healthz and /readyz endpoints")
+	fs.StringVar(&o.PprofAddr, "pprof-addr", o.PprofAddr, "Address of the Go profiling endpoints (/debug/pprof); empty: off. Profiles show object names: keep it private")
+}
+
+func (o *ServeOptions) validate() []error {
+	var errs []error
+	for _, a := range []struct {
+		flag, addr string
+		optional   bool
+	}{{"metrics-addr", o.MetricsAddr, false}, {"health-addr", o.HealthAddr, false}, {"pprof-addr", o.PprofAddr, true}} {
+		if a.addr == "" && a.optional {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(a.addr); err != nil {
+			errs = append(errs, fmt.Errorf("invalid --%s %q: %w", a.flag, a.addr, err))
+		}
+	}
+	return errs
+}
+
+// envNames maps each flag to the environment variable that sets it when the flag is not given.
+var envNames = withEnvNames(telemetry.EnvNames, providerEnvNames, kubeEnvNames, watchEnvNames, trackingEnvNames, serveEnvNames)
 
 // withEnvNames merges flag → environment variable maps.
 func withEnvNames(groups ...map[string]string) map[string]string {
@@ -86,17 +199,12 @@ func withEnvNames(groups ...map[string]string) map[string]string {
 // DefaultOptions returns the defaults shown in --help.
 func DefaultOptions() Options {
 	return Options{
-		Telemetry:          telemetry.DefaultConfig(),
-		ProviderOptions:    DefaultProviderOptions(),
-		MetricsAddr:        ":8888",
-		HealthAddr:         ":9440",
-		Concurrency:        4,
-		Workers:            256,
-		KubeAPIQPS:         50,
-		KubeAPIBurst:       100,
-		CommitTime:         string(commits.CommitterTime),
-		ExporterInfoPath:   "exporter-info.json",
-		ClockSkewTolerance: 5 * time.Minute,
+		Telemetry:       telemetry.DefaultConfig(),
+		ProviderOptions: DefaultProviderOptions(),
+		KubeOptions:     KubeOptions{KubeAPIQPS: 50, KubeAPIBurst: 100},
+		WatchOptions:    WatchOptions{Concurrency: 4, Workers: 256},
+		TrackingOptions: TrackingOptions{CommitTime: string(commits.CommitterTime), ExporterInfoPath: "exporter-info.json", ClockSkewTolerance: 5 * time.Minute},
+		ServeOptions:    ServeOptions{MetricsAddr: ":8888", HealthAddr: ":9440"},
 	}
 }
 
@@ -104,23 +212,10 @@ func DefaultOptions() Options {
 func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	o.Telemetry.BindFlags(fs)
 	o.ProviderOptions.BindFlags(fs)
-	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "Path to a kubeconfig; empty uses the in-cluster service account or ~/.kube/config")
-	fs.StringVar(&o.KubeContext, "kube-context", o.KubeContext, "Kubeconfig context to use (default: the current context)")
-	fs.StringVar(&o.Namespace, "namespace", o.Namespace, "Namespace of the tracker's ledger ConfigMaps and leader-election lease (default: the in-cluster namespace, else flux-system)")
-	fs.StringVar(&o.WatchNamespace, "watch-namespace", o.WatchNamespace, "Only watch Flux objects in this namespace (default: all namespaces)")
-	fs.StringVar(&o.WatchLabelSelector, "watch-label-selector", o.WatchLabelSelector, "Only watch Kustomizations and HelmReleases matching this label selector, e.g. team=payments")
-	fs.BoolVar(&o.EnableLeaderElection, "enable-leader-election", o.EnableLeaderElection, "Elect a leader so that only one replica records")
-	fs.StringVar(&o.ClusterName, "cluster-name", o.ClusterName, "Value of the k8s.cluster.name attribute on every metric, span and log")
-	fs.StringVar(&o.MetricsAddr, "metrics-addr", o.MetricsAddr, "Address of the Prometheus /metrics endpoint")
-	fs.StringVar(&o.HealthAddr, "health-addr", o.HealthAddr, "Address of the /healthz and /readyz endpoints")
-	fs.IntVar(&o.Concurrency, "concurrency", o.Concurrency, "Commit lookups (GitHub, git, OCI) in flight at once per kind of provider")
-	fs.IntVar(&o.Workers, "workers", o.Workers, "Flux objects in flight at once per kind; most wait on a ledger write they share with others on the same shard")
-	fs.StringVar(&o.PprofAddr, "pprof-addr", o.PprofAddr, "Address of the Go profiling endpoints (/debug/pprof); empty: off. Profiles show object names: keep it private")
-	fs.Float32Var(&o.KubeAPIQPS, "kube-api-qps", o.KubeAPIQPS, "Kubernetes API requests per second the tracker may make (ledger writes)")
-	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", o.KubeAPIBurst, "Kubernetes API request burst")
-	fs.StringVar(&o.CommitTime, "commit-time", o.CommitTime, "Which git time is a commit's time: committer or author")
-	fs.StringVar(&o.ExporterInfoPath, "exporter-info-path", o.ExporterInfoPath, "Path of exporter-info.json in the manifests repository; empty disables upstream commits")
-	fs.DurationVar(&o.ClockSkewTolerance, "clock-skew-tolerance", o.ClockSkewTolerance, "How far in the future a commit or upstream time may be before it is rejected as implausible (times before 2005 always are)")
+	o.KubeOptions.bindFlags(fs)
+	o.WatchOptions.bindFlags(fs)
+	o.TrackingOptions.bindFlags(fs)
+	o.ServeOptions.bindFlags(fs)
 	fs.VisitAll(func(f *pflag.Flag) {
 		if env, ok := envNames[f.Name]; ok {
 			f.Usage += " [env " + env + "]"
@@ -153,44 +248,11 @@ func (o *Options) Validate() error {
 	if err := o.Telemetry.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("--telemetry-mode/--log-level: %w", err))
 	}
-	if o.Namespace == "" {
-		o.Namespace = defaultNamespace()
-	}
-	if msgs := validation.IsDNS1123Label(o.Namespace); len(msgs) > 0 {
-		errs = append(errs, fmt.Errorf("invalid --namespace %q: %s", o.Namespace, strings.Join(msgs, "; ")))
-	}
-	if o.WatchNamespace != "" {
-		if msgs := validation.IsDNS1123Label(o.WatchNamespace); len(msgs) > 0 {
-			errs = append(errs, fmt.Errorf("invalid --watch-namespace %q: %s", o.WatchNamespace, strings.Join(msgs, "; ")))
-		}
-	}
-	if _, err := labels.Parse(o.WatchLabelSelector); err != nil {
-		errs = append(errs, fmt.Errorf("invalid --watch-label-selector: %w", err))
-	}
-	for _, a := range []struct{ flag, addr string }{{"metrics-addr", o.MetricsAddr}, {"health-addr", o.HealthAddr}, {"pprof-addr", o.PprofAddr}} {
-		if a.addr == "" && a.flag == "pprof-addr" {
-			continue
-		}
-		if _, _, err := net.SplitHostPort(a.addr); err != nil {
-			errs = append(errs, fmt.Errorf("invalid --%s %q: %w", a.flag, a.addr, err))
-		}
-	}
-	if o.Concurrency < 1 {
-		errs = append(errs, fmt.Errorf("invalid --concurrency %d: must be at least 1", o.Concurrency))
-	}
-	if o.Workers <= o.Concurrency {
-		errs = append(errs, fmt.Errorf("invalid --workers %d: must be more than --concurrency (%d), so one worker stays free for objects on another provider", o.Workers, o.Concurrency))
-	}
-	if o.KubeAPIQPS <= 0 || o.KubeAPIBurst < 1 {
-		errs = append(errs, fmt.Errorf("invalid --kube-api-qps %v / --kube-api-burst %d: must be positive", o.KubeAPIQPS, o.KubeAPIBurst))
-	}
-	errs = append(errs, o.validate()...)
-	if o.ClockSkewTolerance < 0 {
-		errs = append(errs, fmt.Errorf("invalid --clock-skew-tolerance %s: must not be negative", o.ClockSkewTolerance))
-	}
-	if o.CommitTime != string(commits.CommitterTime) && o.CommitTime != string(commits.AuthorTime) {
-		errs = append(errs, fmt.Errorf("invalid --commit-time %q: must be committer or author", o.CommitTime))
-	}
+	errs = append(errs, o.ProviderOptions.validate()...)
+	errs = append(errs, o.KubeOptions.validate()...)
+	errs = append(errs, o.WatchOptions.validate()...)
+	errs = append(errs, o.TrackingOptions.validate()...)
+	errs = append(errs, o.ServeOptions.validate()...)
 	return errors.Join(errs...)
 }
 

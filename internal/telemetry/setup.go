@@ -124,6 +124,16 @@ func DefaultConfig() Config {
 	}
 }
 
+// EnvNames maps each telemetry flag to the environment variable that sets it when the flag is not given.
+var EnvNames = map[string]string{
+	"log-level":                 "LOG_LEVEL",
+	"telemetry-mode":            "TELEMETRY_MODE",
+	"telemetry-endpoint":        "TELEMETRY_ENDPOINT",
+	"telemetry-insecure":        "TELEMETRY_INSECURE",
+	"metrics-cardinality-limit": "METRICS_CARDINALITY_LIMIT",
+	"metrics-aggregation":       "METRICS_AGGREGATION",
+}
+
 // BindFlags registers the telemetry flags, defaulting to c's values.
 func (c *Config) BindFlags(fs *pflag.FlagSet) {
 	fs.Var(&c.Mode, "telemetry-mode", "Telemetry mode: "+joinEnum(Modes))
