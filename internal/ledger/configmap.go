@@ -2,9 +2,11 @@ package ledger
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -61,9 +63,13 @@ type ConfigMaps struct {
 	queues  map[string]*queue
 	// stored holds the last written or read version of each shard, so a write is one Patch (or Create).
 	stored map[string]*corev1.ConfigMap
+	// items holds the outbox items by ID, itemShard the shard of each.
+	items      map[string]Item
+	itemShard  map[string]string
+	onOverflow func(ctx context.Context, it Item)
 }
 
-var _ Ledger = (*ConfigMaps)(nil)
+var _ Outbox = (*ConfigMaps)(nil)
 
 // ConfigMapsOptions configures a ConfigMaps ledger.
 type ConfigMapsOptions struct {
@@ -87,6 +93,8 @@ type ConfigMapsOptions struct {
 	BatchWindow time.Duration
 	// Clock times BatchWindow (default the real clock).
 	Clock clock.Clock
+	// OnOverflow, if set, is told of every outbox item dropped because its shard holds MaxItemsPerShard.
+	OnOverflow func(ctx context.Context, it Item)
 }
 
 // NewConfigMaps returns a ledger backed by ConfigMaps; call Load before use.
@@ -115,11 +123,14 @@ func NewConfigMaps(opts ConfigMapsOptions) (*ConfigMaps, error) {
 	if opts.OnBadEntry == nil {
 		opts.OnBadEntry = func(context.Context, string, string, error) {}
 	}
+	if opts.OnOverflow == nil {
+		opts.OnOverflow = func(context.Context, Item) {}
+	}
 	return &ConfigMaps{
 		client: opts.Client, reader: opts.Reader, namespace: opts.Namespace, prefix: opts.Prefix, shards: opts.Shards,
 		onBadEntry: opts.OnBadEntry, writer: NewWriterID(), timeout: opts.Timeout, window: opts.BatchWindow, clock: opts.Clock,
 		entries: map[string]Entry{}, held: map[string]map[string]struct{}{}, queues: map[string]*queue{},
-		stored: map[string]*corev1.ConfigMap{},
+		stored: map[string]*corev1.ConfigMap{}, items: map[string]Item{}, itemShard: map[string]string{}, onOverflow: opts.OnOverflow,
 	}, nil
 }
 
@@ -158,12 +169,56 @@ func (l *ConfigMaps) Put(ctx context.Context, uid string, e Entry) error { retur
 // Swap writes next for uid if the stored entry is still prev; an unchanged entry is not written again. It returns
 // once the shard holding next is written, or ctx ends.
 func (l *ConfigMaps) Swap(ctx context.Context, uid string, prev *Entry, next Entry) error {
+	return l.SwapQueue(ctx, uid, prev, next, nil)
+}
+
+// SwapQueue is Swap that also stores items in the shard, in the same write, when the swap takes place; an item
+// already stored is kept as it is, and one past MaxItemsPerShard is dropped and reported to OnOverflow.
+func (l *ConfigMaps) SwapQueue(ctx context.Context, uid string, prev *Entry, next Entry, items []Item) error {
 	next.Writer = l.writer
 	raw, err := encode(uid, next)
 	if err != nil {
 		return err
 	}
-	return l.submit(ctx, l.Home(uid), &op{uid: uid, prev: prev, next: next, raw: raw})
+	o := &op{uid: uid, prev: prev, next: next, raw: raw, items: items}
+	for _, it := range items {
+		r, err := encodeItem(it)
+		if err != nil {
+			return err
+		}
+		o.itemRaws = append(o.itemRaws, r)
+	}
+	err = l.submit(ctx, l.Home(uid), o)
+	if err == nil {
+		for _, it := range o.dropped {
+			l.onOverflow(ctx, it)
+		}
+	}
+	return err
+}
+
+// Pending returns the outbox items not yet delivered, oldest first.
+func (l *ConfigMaps) Pending() []Item {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return oldestFirst(slices.Collect(maps.Values(l.items)))
+}
+
+// Done removes the items ids from their shards; an item already gone is not an error.
+func (l *ConfigMaps) Done(ctx context.Context, ids ...string) error {
+	var errs []error
+	for _, id := range ids {
+		l.mu.RLock()
+		shard, ok := l.itemShard[id]
+		l.mu.RUnlock()
+		if !ok {
+			continue
+		}
+		if err := l.submit(ctx, shard, &op{uid: outboxPrefix + id, del: true}); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Delete removes the entry for uid from its shard.
@@ -181,6 +236,10 @@ type op struct {
 	prev *Entry
 	next Entry
 	raw  string
+	// items are stored with next; itemRaws are their encodings, dropped those past the shard's cap.
+	items    []Item
+	itemRaws []string
+	dropped  []Item
 
 	ctx       context.Context
 	done      chan error
@@ -207,6 +266,25 @@ func (o *op) apply(cm *corev1.ConfigMap) (changed bool, err error) {
 		return false, nil
 	}
 	cm.Data[o.uid] = o.raw
+	o.dropped = nil
+	held := 0
+	for key := range cm.Data {
+		if isItemKey(key) {
+			held++
+		}
+	}
+	for i, it := range o.items {
+		key := outboxPrefix + it.ID
+		if _, ok := cm.Data[key]; ok {
+			continue
+		}
+		if held >= MaxItemsPerShard {
+			o.dropped = append(o.dropped, it)
+			continue
+		}
+		cm.Data[key] = o.itemRaws[i]
+		held++
+	}
 	return true, nil
 }
 
@@ -424,7 +502,16 @@ func (l *ConfigMaps) read(ctx context.Context, name string) (*corev1.ConfigMap, 
 // bad keys are reported and skipped, copies of other shards' uids (the earlier layout's) ignored.
 func (l *ConfigMaps) refresh(ctx context.Context, name string, cm *corev1.ConfigMap) {
 	decoded := make(map[string]Entry, len(cm.Data))
+	items := map[string]Item{}
 	for uid, raw := range cm.Data {
+		if isItemKey(uid) {
+			if it, err := decodeItem(uid, raw); err == nil {
+				items[it.ID] = it
+			} else {
+				l.onBadEntry(ctx, name, uid, err)
+			}
+			continue
+		}
 		e, ok, err := decode(raw)
 		if err != nil {
 			l.onBadEntry(ctx, name, uid, err)
@@ -447,6 +534,15 @@ func (l *ConfigMaps) refresh(ctx context.Context, name string, cm *corev1.Config
 		held[uid] = struct{}{}
 	}
 	l.held[name] = held
+	for id, shard := range l.itemShard {
+		if _, still := items[id]; shard == name && !still {
+			delete(l.items, id)
+			delete(l.itemShard, id)
+		}
+	}
+	for id, it := range items {
+		l.items[id], l.itemShard[id] = it, name
+	}
 	// A shard that does not exist is kept too: its first write is a Create, refused if another writer made it.
 	c := cm.DeepCopy()
 	c.ManagedFields = nil
@@ -458,6 +554,13 @@ func (l *ConfigMaps) refresh(ctx context.Context, name string, cm *corev1.Config
 // written compactly.
 func (l *ConfigMaps) tidy(ctx context.Context, cm *corev1.ConfigMap) {
 	for uid, raw := range cm.Data {
+		if isItemKey(uid) {
+			if _, err := decodeItem(uid, raw); err != nil {
+				delete(cm.Data, uid)
+				l.onBadEntry(ctx, cm.Name, uid, fmt.Errorf("removed: %w", err))
+			}
+			continue
+		}
 		e, ok, err := decode(raw)
 		if err != nil {
 			delete(cm.Data, uid)

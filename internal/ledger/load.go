@@ -31,6 +31,7 @@ func (l *ConfigMaps) Load(ctx context.Context) error {
 	}
 	l.mu.Lock()
 	l.entries, l.held, l.stored = map[string]Entry{}, map[string]map[string]struct{}{}, map[string]*corev1.ConfigMap{}
+	l.items, l.itemShard = map[string]Item{}, map[string]string{}
 	l.mu.Unlock()
 	for _, cm := range cms {
 		l.refresh(ctx, cm.Name, cm)
@@ -47,6 +48,9 @@ func (l *ConfigMaps) moveHome(ctx context.Context, cms []*corev1.ConfigMap) erro
 	for _, cm := range cms {
 		// Shards in order, keys sorted: of several copies outside home, the first found is the one moved.
 		for _, uid := range slices.Sorted(maps.Keys(cm.Data)) {
+			if isItemKey(uid) {
+				continue // items stay in the shard they were written to
+			}
 			home := l.Home(uid)
 			if home == cm.Name {
 				continue

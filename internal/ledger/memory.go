@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"slices"
 	"sync"
 )
 
@@ -11,12 +12,13 @@ import (
 type Memory struct {
 	mu      sync.RWMutex
 	entries map[string]Entry
+	items   map[string]Item
 }
 
-var _ Ledger = (*Memory)(nil)
+var _ Outbox = (*Memory)(nil)
 
 // NewMemory returns an empty in-memory ledger.
-func NewMemory() *Memory { return &Memory{entries: map[string]Entry{}} }
+func NewMemory() *Memory { return &Memory{entries: map[string]Entry{}, items: map[string]Item{}} }
 
 // Load does nothing: the memory ledger starts empty.
 func (m *Memory) Load(context.Context) error { return nil }
@@ -30,7 +32,12 @@ func (m *Memory) Get(uid string) (Entry, bool) {
 }
 
 // Swap stores next for uid if the entry is still prev.
-func (m *Memory) Swap(_ context.Context, uid string, prev *Entry, next Entry) error {
+func (m *Memory) Swap(ctx context.Context, uid string, prev *Entry, next Entry) error {
+	return m.SwapQueue(ctx, uid, prev, next, nil)
+}
+
+// SwapQueue is Swap that also keeps items when the swap takes place (an item already kept stays as it is).
+func (m *Memory) SwapQueue(_ context.Context, uid string, prev *Entry, next Entry, items []Item) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	stored, ok := m.entries[uid]
@@ -38,6 +45,28 @@ func (m *Memory) Swap(_ context.Context, uid string, prev *Entry, next Entry) er
 		return fmt.Errorf("ledger: entry %s: %w", uid, ErrConflict)
 	}
 	m.entries[uid] = next
+	for _, it := range items {
+		if _, kept := m.items[it.ID]; !kept {
+			m.items[it.ID] = it
+		}
+	}
+	return nil
+}
+
+// Pending returns the items not yet done, oldest first.
+func (m *Memory) Pending() []Item {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return oldestFirst(slices.Collect(maps.Values(m.items)))
+}
+
+// Done removes the items ids.
+func (m *Memory) Done(_ context.Context, ids ...string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, id := range ids {
+		delete(m.items, id)
+	}
 	return nil
 }
 
