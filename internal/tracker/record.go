@@ -2,12 +2,15 @@ package tracker
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"log/slog"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/latency"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/ledger"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/telemetry"
 )
 
@@ -119,4 +122,31 @@ func (l logSink) Record(ctx context.Context, r Record) {
 			"e2e_seconds", e2e.Seconds(), "clock_skew", reconcile.Skewed, "upstream_commits", len(c.Upstream),
 			"repository", r.Object.Repository, "position", i+1, "of", len(r.Commits))
 	}
+}
+
+// Notifier makes the notice of a Record that a sink delivers over the network (a webhook, a commit status). The
+// notice is stored with the apply's checkpoint, so it is neither lost in a crash nor made twice, and delivered
+// from the outbox later.
+type Notifier interface {
+	// Name names the sink the notice is for.
+	Name() string
+	// Notice returns the notice's body, or false when r needs none.
+	Notice(r Record) (body json.RawMessage, ok bool, err error)
+}
+
+// notices makes every notifier's notice of r, identified alike in every process by the object, the revision and
+// the sink.
+func (t *Tracker) notices(r Record) ([]ledger.Item, error) {
+	var items []ledger.Item
+	for _, n := range t.opts.Notifiers {
+		body, ok, err := n.Notice(r)
+		if err != nil {
+			return nil, fmt.Errorf("%s notice of %s/%s at %s: %w", n.Name(), r.Object.Namespace, r.Object.Name, r.Revision, err)
+		}
+		if ok {
+			items = append(items, ledger.Item{ID: ledger.ItemID(n.Name(), r.Object.Cluster, r.UID, r.Revision), Sink: n.Name(),
+				Created: r.Observed, Body: body})
+		}
+	}
+	return items, nil
 }

@@ -2,9 +2,11 @@ package tracker_test
 
 import (
 	"context"
+	"encoding/json"
 	"sync"
 	"testing"
 
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/ledger"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/telemetry"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/tracker"
 )
@@ -65,5 +67,56 @@ func TestEachRecordReachesTheSinksOnce(t *testing.T) {
 	}
 	if got := f.metrics()[kRecorded]; got != 2 {
 		t.Errorf("commits recorded counted %v, want 2", got)
+	}
+}
+
+// landedNotifier notes every commit of a Record.
+type landedNotifier struct{}
+
+func (landedNotifier) Name() string { return "test" }
+
+func (landedNotifier) Notice(r tracker.Record) (json.RawMessage, bool, error) {
+	var shas []string
+	for _, c := range r.Commits {
+		shas = append(shas, c.SHA)
+	}
+	body, err := json.Marshal(shas)
+	return body, len(shas) > 0, err
+}
+
+// A recorded apply's notice is in the ledger's outbox once its checkpoint is, and only then: one per apply,
+// none for a baseline or an unchanged revision.
+func TestNoticesAreQueuedWithTheCheckpoint(t *testing.T) {
+	led := ledger.NewMemory()
+	f := newFixture(t, withLedger(led), func(o *tracker.Options) { o.Notifiers = []tracker.Notifier{landedNotifier{}} })
+	c0 := f.commit(0, nil)
+	f.baseline("app", c0)
+	c1 := f.commit(100, nil)
+	c2 := f.commit(200, nil)
+	d := dep("app", rev(c2), at(260))
+	f.mustProcess(d, tracker.Recorded)
+	f.mustProcess(d, tracker.Unchanged)
+	items := led.Pending()
+	if len(items) != 1 {
+		t.Fatalf("%d notices queued, want 1", len(items))
+	}
+	if want := `["` + c1 + `","` + c2 + `"]`; string(items[0].Body) != want || items[0].Sink != "test" {
+		t.Errorf("notice %s %s, want test %s", items[0].Sink, items[0].Body, want)
+	}
+	if want := ledger.ItemID("test", clusterName, d.UID, d.Revision); items[0].ID != want {
+		t.Errorf("notice ID %s, want %s: the same in every process", items[0].ID, want)
+	}
+	if e, _ := led.Get(d.UID); e.Revision != d.Revision {
+		t.Errorf("checkpoint at %s, want %s", e.Revision, d.Revision)
+	}
+}
+
+func TestNotifiersNeedAnOutbox(t *testing.T) {
+	f := newFixture(t)
+	_, err := tracker.New(tracker.Options{Ledger: &countingLedger{Ledger: ledger.NewMemory()}, Providers: tracker.Providers{}.For,
+		Recorder: f.tel.Metrics, Tracer: f.tel.TracerProvider.Tracer(telemetry.ScopeName), Logger: f.tel.Logger,
+		Notifiers: []tracker.Notifier{landedNotifier{}}})
+	if err == nil {
+		t.Fatal("New with notifiers and a ledger without an outbox succeeded")
 	}
 }

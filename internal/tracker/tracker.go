@@ -73,10 +73,13 @@ type Options struct {
 	Providers ProviderFor
 	Recorder  Recorder
 	// Sinks receive each Record after the metrics (Recorder) and the log lines (Logger).
-	Sinks  []Sink
-	Tracer trace.Tracer
-	Logger *slog.Logger
-	Clock  clock.PassiveClock
+	Sinks []Sink
+	// Notifiers make, from each Record, a notice stored with its checkpoint and delivered later; they need a
+	// Ledger that is a ledger.Outbox.
+	Notifiers []Notifier
+	Tracer    trace.Tracer
+	Logger    *slog.Logger
+	Clock     clock.PassiveClock
 	// ClusterName is the k8s.cluster.name attribute on every sample.
 	ClusterName string
 	// CommitTime picks committer or author time as a commit's time.
@@ -115,6 +118,9 @@ func New(opts Options) (*Tracker, error) {
 	if opts.Ledger == nil || opts.Providers == nil || opts.Recorder == nil || opts.Tracer == nil || opts.Logger == nil {
 		return nil, errors.New("tracker: ledger, providers, recorder, tracer and logger are required")
 	}
+	if _, ok := opts.Ledger.(ledger.Outbox); len(opts.Notifiers) > 0 && !ok {
+		return nil, errors.New("tracker: notifiers need a ledger with an outbox")
+	}
 	if opts.Clock == nil {
 		opts.Clock = clock.RealClock{}
 	}
@@ -139,6 +145,7 @@ type Result struct {
 
 	repository string // redacted repository URL of the recorded commits
 	attrs      telemetry.ObjectAttributes
+	record     Record
 	rejected   []latency.Rejection // implausible times, not turned into samples
 }
 
@@ -207,9 +214,7 @@ func (t *Tracker) Process(ctx context.Context, d flux.Deployment) (res Result, e
 	if err != nil || res.Outcome != Recorded {
 		return res, err
 	}
-	rec := Record{Object: res.attrs, UID: d.UID, Revision: d.Revision, Commits: res.Commits, Samples: res.Samples,
-		Rejected: res.rejected, Fetched: d.Fetched, Applied: res.Applied, AppliedFromFlux: res.AppliedFromFlux,
-		WaitsForHealth: d.WaitsForHealth, Observed: observed, Apply: span.SpanContext()}
+	rec := res.record
 	// The commits' traces are written with the Record: their spans are what every sink's output links to.
 	rec.CommitSpans = t.traceCommits(rec, d)
 	for _, sink := range t.sinks {
@@ -331,12 +336,21 @@ func (t *Tracker) decide(ctx context.Context, d flux.Deployment, prev *ledger.En
 
 	// The lookups are done: the slot goes to the next apply while this one waits on its shared ledger write.
 	release()
-	// The ledger is written before anything is emitted: a failed write leaves nothing recorded to repeat.
-	if err := t.checkpoint(ctx, d, prev, observed, d.Revision, export); err != nil {
+	res := Result{Outcome: Recorded, Commits: delivered, Samples: samples, Applied: applied, AppliedFromFlux: fromFlux,
+		repository: attrs.Repository, attrs: attrs, rejected: rejected}
+	res.record = Record{Object: attrs, UID: d.UID, Revision: d.Revision, Commits: delivered, Samples: samples,
+		Rejected: rejected, Fetched: d.Fetched, Applied: applied, AppliedFromFlux: fromFlux,
+		WaitsForHealth: d.WaitsForHealth, Observed: observed, Apply: span.SpanContext()}
+	items, err := t.notices(res.record)
+	if err != nil {
 		return Result{}, err
 	}
-	return Result{Outcome: Recorded, Commits: delivered, Samples: samples, Applied: applied, AppliedFromFlux: fromFlux,
-		repository: attrs.Repository, attrs: attrs, rejected: rejected}, nil
+	// The ledger is written before anything is emitted, with the notices to deliver: a failed write leaves
+	// nothing recorded to repeat, nothing to send.
+	if err := t.checkpointWith(ctx, d, prev, observed, d.Revision, export, items); err != nil {
+		return Result{}, err
+	}
+	return res, nil
 }
 
 // diverged handles a revision on other history than the mark: after a rollback, the commits built on the
@@ -603,6 +617,11 @@ func (t *Tracker) Prune(ctx context.Context, exists func(uid string, e ledger.En
 // checkpoint stores d's revision with mark as the furthest recorded revision, guarded by prev (the entry the
 // decision was made from). A conflict is returned as is, for the caller to decide again.
 func (t *Tracker) checkpoint(ctx context.Context, d flux.Deployment, prev *ledger.Entry, at time.Time, mark, export string) error {
+	return t.checkpointWith(ctx, d, prev, at, mark, export, nil)
+}
+
+// checkpointWith is checkpoint that also queues items in the same write.
+func (t *Tracker) checkpointWith(ctx context.Context, d flux.Deployment, prev *ledger.Entry, at time.Time, mark, export string, items []ledger.Item) error {
 	e := ledger.Entry{Kind: d.Kind, Namespace: d.Namespace, Name: d.Name, Revision: d.Revision, Export: export, UpdatedAt: at.UTC().Truncate(time.Second)}
 	if mark != d.Revision {
 		e.Recorded = mark
@@ -611,7 +630,12 @@ func (t *Tracker) checkpoint(ctx context.Context, d flux.Deployment, prev *ledge
 		prev.Revision == e.Revision && prev.Mark() == e.Mark() && prev.Export == e.Export {
 		return nil // only the time would change: not worth a write
 	}
-	err := t.opts.Ledger.Swap(ctx, d.UID, prev, e)
+	var err error
+	if ob, ok := t.opts.Ledger.(ledger.Outbox); ok && len(items) > 0 {
+		err = ob.SwapQueue(ctx, d.UID, prev, e, items)
+	} else {
+		err = t.opts.Ledger.Swap(ctx, d.UID, prev, e)
+	}
 	if errors.Is(err, ledger.ErrConflict) {
 		return err
 	}
