@@ -1,0 +1,147 @@
+// Package notify turns the tracker's Records into notices for people and their tools, delivered from the
+// ledger's outbox: a generic webhook today.
+package notify
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/ledger"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/outbox"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/tracker"
+)
+
+// Headers of a webhook delivery.
+const (
+	HeaderEvent     = "X-Flux-Commit-Tracker-Event"
+	HeaderDelivery  = "X-Flux-Commit-Tracker-Delivery" // the notice's ID: the same on every retry, for deduplication
+	HeaderSignature = "X-Flux-Commit-Tracker-Signature"
+)
+
+// PayloadVersion names the webhook payload's schema.
+const PayloadVersion = "flux-commit-tracker.io/v1"
+
+// EventLanded is sent once per apply that recorded commits.
+const EventLanded = "landed"
+
+// maxListedCommits keeps a payload within what the ledger stores per notice; commits_total says how many there are.
+const maxListedCommits = 16
+
+// Landed is the payload of a landed event.
+type Landed struct {
+	Version      string         `json:"version"`
+	Event        string         `json:"event"`
+	Cluster      string         `json:"cluster"`
+	Object       Object         `json:"object"`
+	Revision     string         `json:"revision"`
+	Repository   string         `json:"repository"`
+	Applied      time.Time      `json:"applied"`
+	Healthy      bool           `json:"healthy"`
+	Commits      []LandedCommit `json:"commits"`
+	CommitsTotal int            `json:"commits_total"`
+}
+
+// Object names a Flux object.
+type Object struct {
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+}
+
+// LandedCommit is one delivered commit and how long it took.
+type LandedCommit struct {
+	SHA              string    `json:"sha"`
+	Committed        time.Time `json:"committed"`
+	ReconcileSeconds float64   `json:"reconcile_seconds"`
+	E2ESeconds       float64   `json:"e2e_seconds"`
+	UpstreamCommits  int       `json:"upstream_commits"`
+}
+
+// Webhook posts a signed JSON notice of every landed apply to URL.
+type Webhook struct {
+	URL string
+	// Secret keys the HMAC-SHA256 signature of each body; empty sends none.
+	Secret []byte
+	Client *http.Client
+}
+
+var (
+	_ tracker.Notifier = (*Webhook)(nil)
+	_ outbox.Sender    = (*Webhook)(nil)
+)
+
+// Name is the sink's name in the outbox and in metrics.
+func (w *Webhook) Name() string { return "webhook" }
+
+// Notice returns the landed payload of r, newest commits last, at most maxListedCommits of them.
+func (w *Webhook) Notice(r tracker.Record) (json.RawMessage, bool, error) {
+	if len(r.Commits) == 0 {
+		return nil, false, nil
+	}
+	p := Landed{Version: PayloadVersion, Event: EventLanded, Cluster: r.Object.Cluster,
+		Object:   Object{Kind: r.Object.Kind, Namespace: r.Object.Namespace, Name: r.Object.Name},
+		Revision: r.Revision, Repository: r.Object.Repository, Applied: r.Applied.UTC(), Healthy: r.Healthy(),
+		CommitsTotal: len(r.Commits)}
+	for _, c := range r.Commits[max(0, len(r.Commits)-maxListedCommits):] {
+		reconcile, e2e := r.Stages(c.SHA)
+		p.Commits = append(p.Commits, LandedCommit{SHA: c.SHA, Committed: c.Committed.UTC(), ReconcileSeconds: reconcile.Duration.Seconds(),
+			E2ESeconds: e2e.Seconds(), UpstreamCommits: len(c.Upstream)})
+	}
+	body, err := json.Marshal(p)
+	return body, err == nil, err
+}
+
+// Send posts the notice. A 2xx answer delivers it; 408, 429, 5xx and network errors are retried by the outbox;
+// any other answer refuses it. Errors never show the URL, which often is the credential.
+func (w *Webhook) Send(ctx context.Context, it ledger.Item) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.URL, bytes.NewReader(it.Body))
+	if err != nil {
+		return fmt.Errorf("webhook: %w", outbox.ErrRefused) // a URL that does not parse: checked at startup, never here
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "flux-commit-tracker")
+	req.Header.Set(HeaderEvent, EventLanded)
+	req.Header.Set(HeaderDelivery, it.ID)
+	if len(w.Secret) > 0 {
+		req.Header.Set(HeaderSignature, Signature(w.Secret, it.Body))
+	}
+	client := w.Client
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fmt.Errorf("webhook: post: %w", err)
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+	_ = resp.Body.Close()
+	switch code := resp.StatusCode; {
+	case code >= 200 && code < 300:
+		return nil
+	case code == http.StatusRequestTimeout, code == http.StatusTooManyRequests, code >= 500:
+		return fmt.Errorf("webhook: answered %s", resp.Status)
+	default:
+		return fmt.Errorf("webhook: answered %s: %w", resp.Status, outbox.ErrRefused)
+	}
+}
+
+// Signature is the value of HeaderSignature for body: sha256= and the hex HMAC-SHA256 of body keyed by secret.
+func Signature(secret, body []byte) string {
+	m := hmac.New(sha256.New, secret)
+	_, _ = m.Write(body)
+	return "sha256=" + hex.EncodeToString(m.Sum(nil))
+}
