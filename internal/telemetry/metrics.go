@@ -38,6 +38,15 @@ const (
 	MetricGitHubCalls     = "flux_commit_tracker.github.calls"
 	MetricGitCalls        = "flux_commit_tracker.git.calls"
 	MetricOverflow        = "flux_commit_tracker.metric.overflow"
+	MetricDeliveries      = "flux_commit_tracker.outbox.deliveries"
+	MetricDeliveryLatency = "flux_commit_tracker.outbox.delivery-latency"
+	MetricOutboxDepth     = "flux_commit_tracker.outbox.depth"
+)
+
+// Sinks that deliver from the outbox, and the results of a delivery attempt (as package outbox names them).
+var (
+	OutboxSinks   = []string{"webhook"}
+	OutboxResults = []string{"delivered", "retry", "refused", "unconfigured"}
 )
 
 // Attribute keys. Object attributes identify the Flux object a sample is about;
@@ -53,6 +62,8 @@ const (
 	AttrStatus     = "status"
 	AttrOutcome    = "outcome"
 	AttrMetric     = "metric" // the OTel name of the metric a sample is about
+	AttrSink       = "sink"
+	AttrResult     = "result"
 )
 
 // Other is what an enumerated attribute records when given a value outside its
@@ -208,6 +219,24 @@ var Definitions = []Definition{
 		Values:      map[string][]string{AttrOutcome: names(commits.CallCacheHit, commits.CallSuccess, commits.CallError)},
 	},
 	{
+		Name: MetricDeliveries, Kind: Counter, Unit: "{attempt}",
+		Description: "Attempts to deliver a notice from the outbox, by sink and result: delivered, retry (the destination failed; tried again with backoff), refused or unconfigured (dropped).",
+		Attributes:  []string{AttrSink, AttrResult},
+		Values:      map[string][]string{AttrSink: append(slices.Clone(OutboxSinks), Other), AttrResult: append(slices.Clone(OutboxResults), Other)},
+	},
+	{
+		Name: MetricDeliveryLatency, Kind: Histogram, Unit: "s", Buckets: LatencyBuckets,
+		Description: "From the apply that made a notice to its delivery, by sink.",
+		Attributes:  []string{AttrSink},
+		Values:      map[string][]string{AttrSink: append(slices.Clone(OutboxSinks), Other)},
+	},
+	{
+		Name: MetricOutboxDepth, Kind: Gauge, Unit: "{notice}",
+		Description: "Notices waiting in the outbox, by sink; read from the leading replica's ledger.",
+		Attributes:  []string{AttrSink},
+		Values:      map[string][]string{AttrSink: append(slices.Clone(OutboxSinks), Other)},
+	},
+	{
 		Name: MetricOverflow, Kind: Counter, Unit: "{point}", FromStore: true,
 		Description: "Collected data points merged into a metric's otel.metric.overflow series because it had reached --metrics-cardinality-limit series, by metric; 0 until the first.",
 		Attributes:  []string{AttrMetric},
@@ -252,6 +281,9 @@ type Metrics struct {
 	pendingAge, failingAge                        metric.Float64ObservableGauge
 	commitsRecorded, errors, clockSkew            metric.Int64Counter
 	truncated, notRecorded, githubCalls, gitCalls metric.Int64Counter
+	deliveries                                    metric.Int64Counter
+	deliveryLatency                               metric.Float64Histogram
+	outboxDepth                                   metric.Float64ObservableGauge
 	values                                        map[string]map[string][]string // metric → key → allowed
 
 	// store, from a [MeterProvider], forgets deleted objects' series; nil with any other provider.
@@ -290,6 +322,9 @@ func NewMetrics(mp metric.MeterProvider) (*Metrics, error) {
 		notRecorded:     instrument[metric.Int64Counter](inst, MetricNotRecorded, &errs),
 		githubCalls:     instrument[metric.Int64Counter](inst, MetricGitHubCalls, &errs),
 		gitCalls:        instrument[metric.Int64Counter](inst, MetricGitCalls, &errs),
+		deliveries:      instrument[metric.Int64Counter](inst, MetricDeliveries, &errs),
+		deliveryLatency: instrument[metric.Float64Histogram](inst, MetricDeliveryLatency, &errs),
+		outboxDepth:     instrument[metric.Float64ObservableGauge](inst, MetricOutboxDepth, &errs),
 		values:          map[string]map[string][]string{},
 	}
 	for _, d := range Definitions {
@@ -508,4 +543,34 @@ func age(now, since time.Time) float64 {
 		return 0
 	}
 	return now.Sub(since).Seconds()
+}
+
+// AddDelivery counts one attempt to deliver a notice of sink, and the latency of a delivered one.
+func (m *Metrics) AddDelivery(ctx context.Context, sink, result string, latency time.Duration) {
+	if m == nil {
+		return
+	}
+	sinkAttr := m.enum(MetricDeliveries, AttrSink, sink)
+	m.deliveries.Add(ctx, 1, metric.WithAttributeSet(attribute.NewSet(sinkAttr, m.enum(MetricDeliveries, AttrResult, result))))
+	if latency > 0 {
+		m.deliveryLatency.Record(ctx, latency.Seconds(), metric.WithAttributeSet(attribute.NewSet(sinkAttr)))
+	}
+}
+
+// ObserveOutbox reports, at each collection, the notices depth returns waiting per sink.
+func (m *Metrics) ObserveOutbox(depth func() map[string]int) (metric.Registration, error) {
+	reg, err := m.meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		counts := map[string]int{}
+		for sink, n := range depth() {
+			counts[m.enum(MetricOutboxDepth, AttrSink, sink).Value.AsString()] += n
+		}
+		for _, sink := range m.values[MetricOutboxDepth][AttrSink] {
+			o.ObserveFloat64(m.outboxDepth, float64(counts[sink]), metric.WithAttributeSet(attribute.NewSet(attribute.String(AttrSink, sink))))
+		}
+		return nil
+	}, m.outboxDepth)
+	if err != nil {
+		return nil, fmt.Errorf("telemetry: register outbox gauge: %w", err)
+	}
+	return reg, nil
 }

@@ -114,6 +114,10 @@ func TestPrometheusExport(t *testing.T) {
 	m.AddGitCall(ctx, commits.CallCacheHit)
 	m.ObserveFetch(ctx, 20*time.Second, obj)
 	m.ObserveApply(ctx, 40*time.Second, obj)
+	m.AddDelivery(ctx, "webhook", "delivered", 3*time.Second)
+	if _, err := m.ObserveOutbox(func() map[string]int { return map[string]int{"webhook": 2, "pager": 1} }); err != nil {
+		t.Fatal(err)
+	}
 	now := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 	if _, err := m.ObserveRollouts(func() []RolloutState {
 		return []RolloutState{{Attributes: obj, PendingSince: now.Add(-42 * time.Second)}}
