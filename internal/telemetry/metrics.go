@@ -546,14 +546,14 @@ func age(now, since time.Time) float64 {
 }
 
 // AddDelivery counts one attempt to deliver a notice of sink, and the latency of a delivered one.
-func (m *Metrics) AddDelivery(ctx context.Context, sink, result string, latency time.Duration) {
+func (m *Metrics) AddDelivery(ctx context.Context, sink, result string, took time.Duration) {
 	if m == nil {
 		return
 	}
 	sinkAttr := m.enum(MetricDeliveries, AttrSink, sink)
 	m.deliveries.Add(ctx, 1, metric.WithAttributeSet(attribute.NewSet(sinkAttr, m.enum(MetricDeliveries, AttrResult, result))))
-	if latency > 0 {
-		m.deliveryLatency.Record(ctx, latency.Seconds(), metric.WithAttributeSet(attribute.NewSet(sinkAttr)))
+	if took > 0 {
+		m.deliveryLatency.Record(ctx, took.Seconds(), metric.WithAttributeSet(attribute.NewSet(sinkAttr)))
 	}
 }
 
