@@ -40,6 +40,8 @@ import (
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/controller"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/kubecache"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/ledger"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/notify"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/outbox"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/redact"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/telemetry"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/tracker"
@@ -96,6 +98,10 @@ func runController(ctx context.Context, opts Options, deps Deps) (err error) {
 		OnBadEntry: func(ctx context.Context, shard, key string, err error) {
 			metrics.AddError(ctx, telemetry.ReasonLedgerBadEntry, telemetry.ObjectAttributes{Cluster: opts.ClusterName})
 			log.WarnContext(ctx, "ledger key skipped: it does not decode (its object starts a new baseline)", "configmap", shard, "key", key, "error", err)
+		},
+		OnOverflow: func(ctx context.Context, it ledger.Item) {
+			metrics.AddDelivery(ctx, it.Sink, outbox.ResultOverflow, 0)
+			log.WarnContext(ctx, "notice dropped: its ledger shard holds the most notices waiting; is the destination down?", "sink", it.Sink, "notice", it.ID)
 		}})
 	if err != nil {
 		return err
@@ -103,12 +109,14 @@ func runController(ctx context.Context, opts Options, deps Deps) (err error) {
 	if opts.GitReadSourceSecrets {
 		providers.Sources.Secrets = secretReader(mgr.GetAPIReader(), opts.CallTimeout)
 	}
+	notifiers, senders := notifySinks(opts)
 	trk, err := tracker.New(tracker.Options{
 		Ledger:           led,
 		Artifacts:        providers.OCI,
 		Providers:        providers.Sources.For,
 		Recorder:         metrics,
 		Sinks:            deps.Sinks,
+		Notifiers:        notifiers,
 		Tracer:           tel.TracerProvider.Tracer(telemetry.ScopeName),
 		Logger:           log,
 		Clock:            clock.RealClock{},
@@ -136,6 +144,11 @@ func runController(ctx context.Context, opts Options, deps Deps) (err error) {
 		helmReleases: helmAPIs.Enabled(), loaded: loaded, ledgerLoaded: &ledgerLoaded}
 	if err := mgr.Add(manager.RunnableFunc(keeper.run)); err != nil {
 		return fmt.Errorf("add ledger loader: %w", err)
+	}
+	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+		return deliverNotices(ctx, loaded, led, senders, metrics, opts.CallTimeout, log)
+	})); err != nil {
+		return fmt.Errorf("add outbox deliverer: %w", err)
 	}
 	rec := &controller.KustomizationReconciler{Client: mgr.GetClient(), Processor: trk, Logger: log, Ready: loaded, Workers: opts.Workers}
 	if err := rec.SetupWithManager(ctx, mgr); err != nil {
@@ -467,4 +480,39 @@ func secretReader(r client.Reader, timeout time.Duration) tracker.SecretReader {
 		}
 		return s.Data, nil
 	}
+}
+
+// notifySinks are the configured sinks that deliver notices from the outbox: as the tracker's notifiers, and by
+// sink name for the deliverer.
+func notifySinks(opts Options) ([]tracker.Notifier, map[string]outbox.Sender) {
+	senders := map[string]outbox.Sender{}
+	var notifiers []tracker.Notifier
+	if opts.NotifyWebhookURL != "" {
+		hook := &notify.Webhook{URL: opts.NotifyWebhookURL, Secret: opts.NotifyWebhookSecret, Client: &http.Client{Timeout: opts.CallTimeout}}
+		notifiers, senders[hook.Name()] = append(notifiers, hook), hook
+	}
+	return notifiers, senders
+}
+
+// deliverNotices sends the outbox's notices while this replica leads, once the ledger is loaded. It runs with no
+// sink configured too, so that notices queued under an earlier configuration are dropped and counted.
+func deliverNotices(ctx context.Context, loaded <-chan struct{}, led ledger.Outbox, senders map[string]outbox.Sender,
+	metrics *telemetry.Metrics, timeout time.Duration, log *slog.Logger) error {
+	select {
+	case <-loaded:
+	case <-ctx.Done():
+		return nil
+	}
+	if _, err := metrics.ObserveOutbox(func() map[string]int {
+		depth := map[string]int{}
+		for _, it := range led.Pending() {
+			depth[it.Sink]++
+		}
+		return depth
+	}); err != nil {
+		return err
+	}
+	d := &outbox.Deliverer{Outbox: led, Senders: senders, Logger: log.With("component", "outbox"), Timeout: timeout,
+		OnResult: metrics.AddDelivery}
+	return d.Run(ctx)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -29,6 +30,7 @@ type Options struct {
 	WatchOptions
 	TrackingOptions
 	ServeOptions
+	NotifyOptions
 }
 
 // KubeOptions say how the tracker reaches the Kubernetes API and where its ledger lives.
@@ -184,8 +186,33 @@ func (o *ServeOptions) validate() []error {
 	return errs
 }
 
+// NotifyOptions say where notices go; each is delivered from the ledger's outbox.
+type NotifyOptions struct {
+	// NotifyWebhookURL receives a signed landed notice per recorded apply; empty: off.
+	NotifyWebhookURL string
+	// NotifyWebhookSecret keys the notices' HMAC-SHA256 signature; from the environment only.
+	NotifyWebhookSecret []byte
+}
+
+var notifyEnvNames = map[string]string{"notify-webhook-url": "NOTIFY_WEBHOOK_URL"}
+
+func (o *NotifyOptions) bindFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.NotifyWebhookURL, "notify-webhook-url", o.NotifyWebhookURL, "POST a signed JSON notice of every recorded apply here (delivered from the ledger's outbox, retried while it is down); the HMAC key comes from NOTIFY_WEBHOOK_SECRET; empty: off")
+}
+
+func (o *NotifyOptions) validate() []error {
+	if o.NotifyWebhookURL == "" {
+		return nil
+	}
+	// The URL is often the credential itself: an error names the flag, never the value.
+	if u, err := url.Parse(o.NotifyWebhookURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return []error{errors.New("invalid --notify-webhook-url: must be an http(s) URL")}
+	}
+	return nil
+}
+
 // envNames maps each flag to the environment variable that sets it when the flag is not given.
-var envNames = withEnvNames(telemetry.EnvNames, providerEnvNames, kubeEnvNames, watchEnvNames, trackingEnvNames, serveEnvNames)
+var envNames = withEnvNames(telemetry.EnvNames, providerEnvNames, kubeEnvNames, watchEnvNames, trackingEnvNames, serveEnvNames, notifyEnvNames)
 
 // withEnvNames merges flag → environment variable maps.
 func withEnvNames(groups ...map[string]string) map[string]string {
@@ -216,6 +243,7 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	o.WatchOptions.bindFlags(fs)
 	o.TrackingOptions.bindFlags(fs)
 	o.ServeOptions.bindFlags(fs)
+	o.NotifyOptions.bindFlags(fs)
 	fs.VisitAll(func(f *pflag.Flag) {
 		if env, ok := envNames[f.Name]; ok {
 			f.Usage += " [env " + env + "]"
@@ -239,6 +267,7 @@ func (o *Options) ApplyEnv(fs *pflag.FlagSet, getenv func(string) string) error 
 		}
 	})
 	errs = append(errs, o.applyCredentials(getenv)...)
+	o.NotifyWebhookSecret = []byte(getenv("NOTIFY_WEBHOOK_SECRET"))
 	return errors.Join(errs...)
 }
 
@@ -253,6 +282,7 @@ func (o *Options) Validate() error {
 	errs = append(errs, o.WatchOptions.validate()...)
 	errs = append(errs, o.TrackingOptions.validate()...)
 	errs = append(errs, o.ServeOptions.validate()...)
+	errs = append(errs, o.NotifyOptions.validate()...)
 	return errors.Join(errs...)
 }
 

@@ -59,6 +59,7 @@ func TestBadValuesExitTwoNamingTheFlag(t *testing.T) {
 		{"github api url", []string{"--github-api-url=ftp://x"}, nil, "--github-api-url"},
 		{"concurrency", []string{"--concurrency=0"}, nil, "--concurrency"},
 		{"workers not above concurrency", []string{"--concurrency=8", "--workers=8"}, nil, "--workers 8: must be more than --concurrency"},
+		{"webhook url", []string{"--notify-webhook-url=ftp://secretkeymaterial@hooks.example.com/x"}, nil, "invalid --notify-webhook-url"},
 		{"pprof addr from env", nil, map[string]string{"PPROF_ADDR": "6060"}, "--pprof-addr"},
 		{"unknown flag", []string{"--nope"}, nil, "unknown flag: --nope"},
 		{"app id", nil, map[string]string{"GITHUB_APP_ID": "abc"}, "GITHUB_APP_ID"},

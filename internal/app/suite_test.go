@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"testing"
@@ -133,10 +134,18 @@ func (s *scenario) apply(name, revision string, at time.Time) {
 
 func (s *scenario) startTracker(extra ...string) *apptest.Tracker {
 	s.t.Helper()
+	return s.startTrackerEnv(nil, extra...)
+}
+
+// startTrackerEnv is startTracker with env added to the tracker's environment.
+func (s *scenario) startTrackerEnv(env map[string]string, extra ...string) *apptest.Tracker {
+	s.t.Helper()
+	all := map[string]string{"GITHUB_TOKEN": "test-token"}
+	maps.Copy(all, env)
 	return apptest.Start(s.t, append([]string{
 		"--kubeconfig", kubeconfig, "--namespace", s.ns, "--watch-namespace", s.ns,
 		"--github-api-url", s.gh.URL, "--cluster-name", "test-cluster", "--log-level", "debug", "--git-cache-dir", s.t.TempDir(),
-	}, extra...), map[string]string{"GITHUB_TOKEN": "test-token"})
+	}, extra...), all)
 }
 
 func (s *scenario) ledgerRevision(name string) string {

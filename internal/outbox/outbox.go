@@ -32,6 +32,7 @@ const (
 	ResultRetry        = "retry"
 	ResultRefused      = "refused"
 	ResultUnconfigured = "unconfigured" // its sink is no longer configured: dropped
+	ResultOverflow     = "overflow"     // not queued: its ledger shard held the most notices waiting
 )
 
 // Defaults of a Deliverer.

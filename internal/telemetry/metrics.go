@@ -46,7 +46,7 @@ const (
 // Sinks that deliver from the outbox, and the results of a delivery attempt (as package outbox names them).
 var (
 	OutboxSinks   = []string{"webhook"}
-	OutboxResults = []string{"delivered", "retry", "refused", "unconfigured"}
+	OutboxResults = []string{"delivered", "retry", "refused", "unconfigured", "overflow"}
 )
 
 // Attribute keys. Object attributes identify the Flux object a sample is about;
@@ -220,7 +220,7 @@ var Definitions = []Definition{
 	},
 	{
 		Name: MetricDeliveries, Kind: Counter, Unit: "{attempt}",
-		Description: "Attempts to deliver a notice from the outbox, by sink and result: delivered, retry (the destination failed; tried again with backoff), refused or unconfigured (dropped).",
+		Description: "Attempts to deliver a notice from the outbox, by sink and result: delivered, retry (the destination failed; tried again with backoff), refused, unconfigured or overflow (dropped).",
 		Attributes:  []string{AttrSink, AttrResult},
 		Values:      map[string][]string{AttrSink: append(slices.Clone(OutboxSinks), Other), AttrResult: append(slices.Clone(OutboxResults), Other)},
 	},

@@ -1,0 +1,103 @@
+package app_test
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/notify"
+)
+
+// receiver is a webhook destination that is down (503) until up is set, and keeps each notice it takes.
+type receiver struct {
+	mu       sync.Mutex
+	up       bool
+	refused  int
+	received map[string][]notify.Landed // by delivery ID
+	badSigs  int
+	secret   []byte
+}
+
+func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	body, _ := io.ReadAll(req.Body)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.up {
+		r.refused++
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return
+	}
+	if req.Header.Get(notify.HeaderSignature) != notify.Signature(r.secret, body) {
+		r.badSigs++
+	}
+	var l notify.Landed
+	_ = json.Unmarshal(body, &l)
+	r.received[req.Header.Get(notify.HeaderDelivery)] = append(r.received[req.Header.Get(notify.HeaderDelivery)], l)
+	w.WriteHeader(http.StatusAccepted)
+}
+
+func (r *receiver) count() (ids, posts, refused int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, ls := range r.received {
+		posts += len(ls)
+	}
+	return len(r.received), posts, r.refused
+}
+
+// A destination down while commits land gets every notice once it is back, signed, once each; a restart of
+// the tracker sends none again.
+func TestWebhookNoticesSurviveADownDestinationAndARestart(t *testing.T) {
+	s := newScenario(t)
+	recv := &receiver{received: map[string][]notify.Landed{}, secret: []byte("hook-key")}
+	srv := httptest.NewServer(recv)
+	defer srv.Close()
+	env := map[string]string{"NOTIFY_WEBHOOK_SECRET": "hook-key"}
+	c0 := s.commit(0, map[string]string{"app.yaml": "v0"})
+	s.createKustomization("app", c0, 10)
+	tr := s.startTrackerEnv(env, "--notify-webhook-url", srv.URL+"/hooks/secret-token")
+	eventually(t, 10*time.Second, "baseline in ledger", func() bool { return s.ledgerRevision("app") == "main@sha1:"+c0 })
+
+	c1 := s.commit(100, map[string]string{"app.yaml": "v1"})
+	s.apply("app", "main@sha1:"+c1, s.at(142))
+	wantCommits(t, tr, map[string]float64{c1: 42})
+	eventually(t, 10*time.Second, "delivery attempts while the destination is down", func() bool { _, _, refused := recv.count(); return refused >= 2 })
+	if got := tr.Metric("flux_commit_tracker_outbox_depth", `sink="webhook"`); got != 1 {
+		t.Errorf("outbox depth while down = %v, want 1", got)
+	}
+	recv.mu.Lock()
+	recv.up = true
+	recv.mu.Unlock()
+	eventually(t, 30*time.Second, "the notice delivered once the destination is back", func() bool { ids, _, _ := recv.count(); return ids == 1 })
+	eventually(t, 10*time.Second, "the outbox empty", func() bool { return tr.Metric("flux_commit_tracker_outbox_depth", `sink="webhook"`) == 0 })
+	tr.Stop()
+
+	tr2 := s.startTrackerEnv(env, "--notify-webhook-url", srv.URL+"/hooks/secret-token")
+	c2 := s.commit(200, map[string]string{"app.yaml": "v2"})
+	s.apply("app", "main@sha1:"+c2, s.at(230))
+	wantCommits(t, tr2, map[string]float64{c2: 30})
+	eventually(t, 10*time.Second, "the second notice", func() bool { ids, _, _ := recv.count(); return ids == 2 })
+	time.Sleep(2 * time.Second) // a pass or two more: nothing is sent again
+	ids, posts, _ := recv.count()
+	if ids != 2 || posts != 2 || recv.badSigs != 0 {
+		t.Fatalf("%d notices in %d posts (%d badly signed), want 2 in 2, all signed", ids, posts, recv.badSigs)
+	}
+	recv.mu.Lock()
+	defer recv.mu.Unlock()
+	for _, ls := range recv.received {
+		l := ls[0]
+		if l.Object.Name != "app" || l.Cluster != "test-cluster" || len(l.Commits) != 1 || (l.Commits[0].SHA != c1 && l.Commits[0].SHA != c2) {
+			t.Errorf("notice %+v", l)
+		}
+	}
+	for _, line := range append(tr.Lines(), tr2.Lines()...) {
+		if strings.Contains(line, "secret-token") || strings.Contains(line, "hook-key") {
+			t.Errorf("log line shows the webhook's URL or key: %s", line)
+		}
+	}
+}
