@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -94,5 +95,35 @@ func TestWebhookAnswers(t *testing.T) {
 	err := (&notify.Webhook{URL: url}).Send(context.Background(), ledger.Item{ID: "x", Body: json.RawMessage(`{}`)})
 	if err == nil || errors.Is(err, outbox.ErrRefused) || strings.Contains(err.Error(), "secret-path") {
 		t.Errorf("destination down: %v; want a retried error without the URL", err)
+	}
+}
+
+// BenchmarkLandedNoticeBytes reports what one notice adds to its apply's ledger write, for 1 commit and for
+// more than the 16 listed.
+func BenchmarkLandedNoticeBytes(b *testing.B) {
+	for _, n := range []int{1, 40} {
+		b.Run(fmt.Sprintf("commits=%d", n), func(b *testing.B) {
+			r := record()
+			r.Commits, r.Samples = nil, nil
+			for i := range n {
+				sha := fmt.Sprintf("%040x", i+1)
+				r.Commits = append(r.Commits, latency.DeliveredCommit{SHA: sha, Committed: t0.Add(time.Duration(i) * time.Second)})
+				r.Samples = append(r.Samples, latency.Sample{Stage: latency.StageReconcile, Commit: sha, Duration: time.Minute},
+					latency.Sample{Stage: latency.StageE2E, Commit: sha, Duration: time.Minute})
+			}
+			hook := &notify.Webhook{URL: "https://hooks.example.com/x"}
+			var size int
+			for b.Loop() {
+				body, _, err := hook.Notice(r)
+				if err != nil {
+					b.Fatal(err)
+				}
+				size = len(body)
+			}
+			if size > ledger.MaxItemBytes-64 {
+				b.Fatalf("a notice of %d commits is %d bytes: over what the ledger stores", n, size)
+			}
+			b.ReportMetric(float64(size), "bytes/notice")
+		})
 	}
 }
