@@ -487,9 +487,15 @@ func secretReader(r client.Reader, timeout time.Duration) tracker.SecretReader {
 func notifySinks(opts Options) ([]tracker.Notifier, map[string]outbox.Sender) {
 	senders := map[string]outbox.Sender{}
 	var notifiers []tracker.Notifier
-	if opts.NotifyWebhookURL != "" {
-		hook := &notify.Webhook{URL: opts.NotifyWebhookURL, Secret: opts.NotifyWebhookSecret, Client: &http.Client{Timeout: opts.CallTimeout}}
-		notifiers, senders[hook.Name()] = append(notifiers, hook), hook
+	for _, hook := range []*notify.Webhook{
+		{Kind: notify.KindWebhook, URL: opts.NotifyWebhookURL, Secret: opts.NotifyWebhookSecret},
+		{Kind: notify.KindSlack, URL: opts.SlackWebhookURL},
+		{Kind: notify.KindTeams, URL: opts.TeamsWebhookURL},
+	} {
+		if hook.URL != "" {
+			hook.Client = &http.Client{Timeout: opts.CallTimeout}
+			notifiers, senders[hook.Name()] = append(notifiers, hook), hook
+		}
 	}
 	return notifiers, senders
 }

@@ -57,7 +57,18 @@ func TestWebhookNoticesSurviveADownDestinationAndARestart(t *testing.T) {
 	recv := &receiver{received: map[string][]notify.Landed{}, secret: []byte("hook-key")}
 	srv := httptest.NewServer(recv)
 	defer srv.Close()
-	env := map[string]string{"NOTIFY_WEBHOOK_SECRET": "hook-key"}
+	var slackMu sync.Mutex
+	var slackTexts []string
+	slack := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		var m struct{ Text string }
+		_ = json.NewDecoder(req.Body).Decode(&m)
+		slackMu.Lock()
+		slackTexts = append(slackTexts, m.Text)
+		slackMu.Unlock()
+		_, _ = io.WriteString(w, "ok")
+	}))
+	defer slack.Close()
+	env := map[string]string{"NOTIFY_WEBHOOK_SECRET": "hook-key", "SLACK_WEBHOOK_URL": slack.URL + "/services/T0/B0/slack-secret"}
 	c0 := s.commit(0, map[string]string{"app.yaml": "v0"})
 	s.createKustomization("app", c0, 10)
 	tr := s.startTrackerEnv(env, "--notify-webhook-url", srv.URL+"/hooks/secret-token")
@@ -95,8 +106,14 @@ func TestWebhookNoticesSurviveADownDestinationAndARestart(t *testing.T) {
 			t.Errorf("notice %+v", l)
 		}
 	}
+	// Slack, a sink of its own, was never down: it got both messages, for people.
+	slackMu.Lock()
+	if len(slackTexts) != 2 || !strings.Contains(slackTexts[0], "Kustomization "+s.ns+"/app") || !strings.Contains(slackTexts[0], c1[:7]) {
+		t.Errorf("slack messages %q, want two naming the object and the commits", slackTexts)
+	}
+	slackMu.Unlock()
 	for _, line := range append(tr.Lines(), tr2.Lines()...) {
-		if strings.Contains(line, "secret-token") || strings.Contains(line, "hook-key") {
+		if strings.Contains(line, "secret-token") || strings.Contains(line, "hook-key") || strings.Contains(line, "slack-secret") {
 			t.Errorf("log line shows the webhook's URL or key: %s", line)
 		}
 	}

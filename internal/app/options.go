@@ -192,6 +192,9 @@ type NotifyOptions struct {
 	NotifyWebhookURL string
 	// NotifyWebhookSecret keys the notices' HMAC-SHA256 signature; from the environment only.
 	NotifyWebhookSecret []byte
+	// SlackWebhookURL and TeamsWebhookURL get a message per recorded apply; from the environment only, as the
+	// URL is the credential.
+	SlackWebhookURL, TeamsWebhookURL string
 }
 
 var notifyEnvNames = map[string]string{"notify-webhook-url": "NOTIFY_WEBHOOK_URL"}
@@ -201,14 +204,19 @@ func (o *NotifyOptions) bindFlags(fs *pflag.FlagSet) {
 }
 
 func (o *NotifyOptions) validate() []error {
-	if o.NotifyWebhookURL == "" {
-		return nil
+	var errs []error
+	// The URL is often the credential itself: an error names where it came from, never the value.
+	for _, u := range []struct{ from, url string }{
+		{"--notify-webhook-url", o.NotifyWebhookURL}, {"SLACK_WEBHOOK_URL", o.SlackWebhookURL}, {"TEAMS_WEBHOOK_URL", o.TeamsWebhookURL},
+	} {
+		if u.url == "" {
+			continue
+		}
+		if p, err := url.Parse(u.url); err != nil || (p.Scheme != "https" && p.Scheme != "http") || p.Host == "" {
+			errs = append(errs, fmt.Errorf("invalid %s: must be an http(s) URL", u.from))
+		}
 	}
-	// The URL is often the credential itself: an error names the flag, never the value.
-	if u, err := url.Parse(o.NotifyWebhookURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return []error{errors.New("invalid --notify-webhook-url: must be an http(s) URL")}
-	}
-	return nil
+	return errs
 }
 
 // envNames maps each flag to the environment variable that sets it when the flag is not given.
@@ -268,6 +276,7 @@ func (o *Options) ApplyEnv(fs *pflag.FlagSet, getenv func(string) string) error 
 	})
 	errs = append(errs, o.applyCredentials(getenv)...)
 	o.NotifyWebhookSecret = []byte(getenv("NOTIFY_WEBHOOK_SECRET"))
+	o.SlackWebhookURL, o.TeamsWebhookURL = getenv("SLACK_WEBHOOK_URL"), getenv("TEAMS_WEBHOOK_URL")
 	return errors.Join(errs...)
 }
 

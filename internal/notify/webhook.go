@@ -1,5 +1,5 @@
 // Package notify turns the tracker's Records into notices for people and their tools, delivered from the
-// ledger's outbox: a generic webhook today.
+// ledger's outbox: a generic signed webhook, Slack incoming webhooks and Microsoft Teams workflow webhooks.
 package notify
 
 import (
@@ -14,6 +14,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/ledger"
@@ -67,9 +68,18 @@ type LandedCommit struct {
 	UpstreamCommits  int       `json:"upstream_commits"`
 }
 
-// Webhook posts a signed JSON notice of every landed apply to URL.
+// Kinds of destination a Webhook posts to; each is a sink of its own in the outbox.
+const (
+	KindWebhook = "webhook" // the versioned Landed payload, signed
+	KindSlack   = "slack"   // a Slack incoming webhook message
+	KindTeams   = "teams"   // a Microsoft Teams workflow webhook message (an Adaptive Card)
+)
+
+// Webhook posts a notice of every landed apply to URL, in the form its Kind reads.
 type Webhook struct {
-	URL string
+	// Kind is KindWebhook (the default), KindSlack or KindTeams.
+	Kind string
+	URL  string
 	// Secret keys the HMAC-SHA256 signature of each body; empty sends none.
 	Secret []byte
 	Client *http.Client
@@ -80,8 +90,13 @@ var (
 	_ outbox.Sender    = (*Webhook)(nil)
 )
 
-// Name is the sink's name in the outbox and in metrics.
-func (w *Webhook) Name() string { return "webhook" }
+// Name is the sink's name in the outbox and in metrics: its kind.
+func (w *Webhook) Name() string {
+	if w.Kind == "" {
+		return KindWebhook
+	}
+	return w.Kind
+}
 
 // Notice returns the landed payload of r, newest commits last, at most maxListedCommits of them.
 func (w *Webhook) Notice(r tracker.Record) (json.RawMessage, bool, error) {
@@ -97,8 +112,41 @@ func (w *Webhook) Notice(r tracker.Record) (json.RawMessage, bool, error) {
 		p.Commits = append(p.Commits, LandedCommit{SHA: c.SHA, Committed: c.Committed.UTC(), ReconcileSeconds: reconcile.Duration.Seconds(),
 			E2ESeconds: e2e.Seconds(), UpstreamCommits: len(c.Upstream)})
 	}
-	body, err := json.Marshal(p)
+	var body []byte
+	var err error
+	switch w.Name() {
+	case KindSlack:
+		body, err = json.Marshal(map[string]string{"text": summary(p, "`")})
+	case KindTeams:
+		body, err = json.Marshal(teamsMessage(summary(p, "")))
+	default:
+		body, err = json.Marshal(p)
+	}
 	return body, err == nil, err
+}
+
+// summary is one line per notice for people: the object, where, and each listed commit with its latency.
+func summary(p Landed, code string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Landed in %s: %s %s/%s applied %d commit(s) of %s", p.Cluster, p.Object.Kind, p.Object.Namespace, p.Object.Name, p.CommitsTotal, p.Repository)
+	for _, c := range p.Commits {
+		fmt.Fprintf(&b, "\n• %s%s%s committed → applied in %s", code, c.SHA[:min(len(c.SHA), 7)], code, (time.Duration(c.ReconcileSeconds) * time.Second).String())
+	}
+	if n := p.CommitsTotal - len(p.Commits); n > 0 {
+		fmt.Fprintf(&b, "\n… and %d older", n)
+	}
+	return b.String()
+}
+
+// teamsMessage wraps text in the Adaptive Card message a Teams workflow webhook posts to its channel.
+func teamsMessage(text string) map[string]any {
+	return map[string]any{"type": "message", "attachments": []map[string]any{{
+		"contentType": "application/vnd.microsoft.card.adaptive",
+		"content": map[string]any{
+			"$schema": "http://adaptivecards.io/schemas/adaptive-card.json", "type": "AdaptiveCard", "version": "1.4",
+			"body": []map[string]any{{"type": "TextBlock", "text": text, "wrap": true}},
+		},
+	}}}
 }
 
 // Send posts the notice. A 2xx answer delivers it; 408, 429, 5xx and network errors are retried by the outbox;
@@ -112,7 +160,7 @@ func (w *Webhook) Send(ctx context.Context, it ledger.Item) error {
 	req.Header.Set("User-Agent", "flux-commit-tracker")
 	req.Header.Set(HeaderEvent, EventLanded)
 	req.Header.Set(HeaderDelivery, it.ID)
-	if len(w.Secret) > 0 {
+	if len(w.Secret) > 0 && w.Name() == KindWebhook {
 		req.Header.Set(HeaderSignature, Signature(w.Secret, it.Body))
 	}
 	client := w.Client

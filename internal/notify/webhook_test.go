@@ -127,3 +127,50 @@ func BenchmarkLandedNoticeBytes(b *testing.B) {
 		})
 	}
 }
+
+// Slack and Teams get a message for people, in the shape each reads, at the same POST.
+func TestChatMessages(t *testing.T) {
+	for _, kind := range []string{notify.KindSlack, notify.KindTeams} {
+		hook := &notify.Webhook{Kind: kind, URL: "https://hooks.example.com/x", Secret: []byte("k")}
+		body, ok, err := hook.Notice(record())
+		if err != nil || !ok {
+			t.Fatalf("%s: %v, %v", kind, ok, err)
+		}
+		var text string
+		switch kind {
+		case notify.KindSlack:
+			var m struct{ Text string }
+			if err := json.Unmarshal(body, &m); err != nil {
+				t.Fatal(err)
+			}
+			text = m.Text
+		case notify.KindTeams:
+			var m struct {
+				Type        string
+				Attachments []struct {
+					ContentType string
+					Content     struct {
+						Type string
+						Body []struct{ Type, Text string }
+					}
+				}
+			}
+			if err := json.Unmarshal(body, &m); err != nil {
+				t.Fatal(err)
+			}
+			if m.Type != "message" || len(m.Attachments) != 1 || m.Attachments[0].ContentType != "application/vnd.microsoft.card.adaptive" ||
+				m.Attachments[0].Content.Type != "AdaptiveCard" || len(m.Attachments[0].Content.Body) != 1 {
+				t.Fatalf("teams message %s", body)
+			}
+			text = m.Attachments[0].Content.Body[0].Text
+		}
+		for _, want := range []string{"prod-eu", "Kustomization apps/web", "2 commit(s)", "aaaaaaa", "1m30s", "bbbbbbb", "1m0s"} {
+			if !strings.Contains(text, want) {
+				t.Errorf("%s message %q lacks %q", kind, text, want)
+			}
+		}
+		if hook.Name() != kind {
+			t.Errorf("sink name %q, want %q", hook.Name(), kind)
+		}
+	}
+}
