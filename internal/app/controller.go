@@ -497,6 +497,11 @@ func notifySinks(opts Options) ([]tracker.Notifier, map[string]outbox.Sender) {
 			notifiers, senders[hook.Name()] = append(notifiers, hook), hook
 		}
 	}
+	if opts.GrafanaURL != "" {
+		g := &notify.Grafana{URL: opts.GrafanaURL, Token: opts.GrafanaToken, DashboardUID: opts.GrafanaDashboardUID,
+			Client: &http.Client{Timeout: opts.CallTimeout}}
+		notifiers, senders[g.Name()] = append(notifiers, g), g
+	}
 	return notifiers, senders
 }
 

@@ -195,11 +195,19 @@ type NotifyOptions struct {
 	// SlackWebhookURL and TeamsWebhookURL get a message per recorded apply; from the environment only, as the
 	// URL is the credential.
 	SlackWebhookURL, TeamsWebhookURL string
+	// GrafanaURL gets a region annotation per landed commit; GrafanaToken (environment only) is its Bearer token.
+	GrafanaURL, GrafanaDashboardUID, GrafanaToken string
 }
 
-var notifyEnvNames = map[string]string{"notify-webhook-url": "NOTIFY_WEBHOOK_URL"}
+var notifyEnvNames = map[string]string{
+	"notify-webhook-url":    "NOTIFY_WEBHOOK_URL",
+	"grafana-url":           "GRAFANA_URL",
+	"grafana-dashboard-uid": "GRAFANA_DASHBOARD_UID",
+}
 
 func (o *NotifyOptions) bindFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.GrafanaURL, "grafana-url", o.GrafanaURL, "Grafana base URL: one region annotation per landed commit per cluster, from its commit to its last apply (token from GRAFANA_TOKEN); empty: off")
+	fs.StringVar(&o.GrafanaDashboardUID, "grafana-dashboard-uid", o.GrafanaDashboardUID, "Pin the Grafana annotations to this dashboard; empty: organisation-wide")
 	fs.StringVar(&o.NotifyWebhookURL, "notify-webhook-url", o.NotifyWebhookURL, "POST a signed JSON notice of every recorded apply here (delivered from the ledger's outbox, retried while it is down); the HMAC key comes from NOTIFY_WEBHOOK_SECRET; empty: off")
 }
 
@@ -208,6 +216,7 @@ func (o *NotifyOptions) validate() []error {
 	// The URL is often the credential itself: an error names where it came from, never the value.
 	for _, u := range []struct{ from, url string }{
 		{"--notify-webhook-url", o.NotifyWebhookURL}, {"SLACK_WEBHOOK_URL", o.SlackWebhookURL}, {"TEAMS_WEBHOOK_URL", o.TeamsWebhookURL},
+		{"--grafana-url", o.GrafanaURL},
 	} {
 		if u.url == "" {
 			continue
@@ -215,6 +224,9 @@ func (o *NotifyOptions) validate() []error {
 		if p, err := url.Parse(u.url); err != nil || (p.Scheme != "https" && p.Scheme != "http") || p.Host == "" {
 			errs = append(errs, fmt.Errorf("invalid %s: must be an http(s) URL", u.from))
 		}
+	}
+	if o.GrafanaURL != "" && o.GrafanaToken == "" {
+		errs = append(errs, errors.New("--grafana-url needs GRAFANA_TOKEN (a service account token with annotations:write)"))
 	}
 	return errs
 }
@@ -277,6 +289,7 @@ func (o *Options) ApplyEnv(fs *pflag.FlagSet, getenv func(string) string) error 
 	errs = append(errs, o.applyCredentials(getenv)...)
 	o.NotifyWebhookSecret = []byte(getenv("NOTIFY_WEBHOOK_SECRET"))
 	o.SlackWebhookURL, o.TeamsWebhookURL = getenv("SLACK_WEBHOOK_URL"), getenv("TEAMS_WEBHOOK_URL")
+	o.GrafanaToken = getenv("GRAFANA_TOKEN")
 	return errors.Join(errs...)
 }
 

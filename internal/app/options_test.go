@@ -61,6 +61,7 @@ func TestBadValuesExitTwoNamingTheFlag(t *testing.T) {
 		{"workers not above concurrency", []string{"--concurrency=8", "--workers=8"}, nil, "--workers 8: must be more than --concurrency"},
 		{"webhook url", []string{"--notify-webhook-url=ftp://secretkeymaterial@hooks.example.com/x"}, nil, "invalid --notify-webhook-url"},
 		{"slack url", nil, map[string]string{"SLACK_WEBHOOK_URL": "hooks.slack.com/services/secretkeymaterial"}, "invalid SLACK_WEBHOOK_URL"},
+		{"grafana without token", []string{"--grafana-url=https://grafana.example.com"}, nil, "--grafana-url needs GRAFANA_TOKEN"},
 		{"pprof addr from env", nil, map[string]string{"PPROF_ADDR": "6060"}, "--pprof-addr"},
 		{"unknown flag", []string{"--nope"}, nil, "unknown flag: --nope"},
 		{"app id", nil, map[string]string{"GITHUB_APP_ID": "abc"}, "GITHUB_APP_ID"},

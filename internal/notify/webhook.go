@@ -9,11 +9,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -118,7 +115,7 @@ func (w *Webhook) Notice(r tracker.Record) (json.RawMessage, bool, error) {
 	case KindSlack:
 		body, err = json.Marshal(map[string]string{"text": summary(p, "`")})
 	case KindTeams:
-		body, err = json.Marshal(teamsMessage(summary(p, "")))
+		body, err = json.Marshal(newTeamsMessage(summary(p, "")))
 	default:
 		body, err = json.Marshal(p)
 	}
@@ -138,53 +135,52 @@ func summary(p Landed, code string) string {
 	return b.String()
 }
 
-// teamsMessage wraps text in the Adaptive Card message a Teams workflow webhook posts to its channel.
-func teamsMessage(text string) map[string]any {
-	return map[string]any{"type": "message", "attachments": []map[string]any{{
-		"contentType": "application/vnd.microsoft.card.adaptive",
-		"content": map[string]any{
-			"$schema": "http://adaptivecards.io/schemas/adaptive-card.json", "type": "AdaptiveCard", "version": "1.4",
-			"body": []map[string]any{{"type": "TextBlock", "text": text, "wrap": true}},
-		},
+// Microsoft Teams' message with one Adaptive Card, as a workflow webhook takes it.
+type (
+	teamsMessage struct {
+		Type        string            `json:"type"`
+		Attachments []teamsAttachment `json:"attachments"`
+	}
+	teamsAttachment struct {
+		ContentType string    `json:"contentType"`
+		Content     teamsCard `json:"content"`
+	}
+	teamsCard struct {
+		Schema  string           `json:"$schema"`
+		Type    string           `json:"type"`
+		Version string           `json:"version"`
+		Body    []teamsTextBlock `json:"body"`
+	}
+	teamsTextBlock struct {
+		Type string `json:"type"`
+		Text string `json:"text"`
+		Wrap bool   `json:"wrap"`
+	}
+)
+
+// newTeamsMessage wraps text in the Adaptive Card message a Teams workflow webhook posts to its channel.
+func newTeamsMessage(text string) teamsMessage {
+	return teamsMessage{Type: "message", Attachments: []teamsAttachment{{
+		ContentType: "application/vnd.microsoft.card.adaptive",
+		Content: teamsCard{Schema: "http://adaptivecards.io/schemas/adaptive-card.json", Type: "AdaptiveCard", Version: "1.4",
+			Body: []teamsTextBlock{{Type: "TextBlock", Text: text, Wrap: true}}},
 	}}}
 }
 
-// Send posts the notice. A 2xx answer delivers it; 408, 429, 5xx and network errors are retried by the outbox;
-// any other answer refuses it. Errors never show the URL, which often is the credential.
+// Send posts the notice (see exchange for the answers retried and refused).
 func (w *Webhook) Send(ctx context.Context, it ledger.Item) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.URL, bytes.NewReader(it.Body))
 	if err != nil {
-		return fmt.Errorf("webhook: %w", outbox.ErrRefused) // a URL that does not parse: checked at startup, never here
+		return fmt.Errorf("%s: %w", w.Name(), refused) // a URL that does not parse: checked at startup, never here
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "flux-commit-tracker")
 	req.Header.Set(HeaderEvent, EventLanded)
 	req.Header.Set(HeaderDelivery, it.ID)
 	if len(w.Secret) > 0 && w.Name() == KindWebhook {
 		req.Header.Set(HeaderSignature, Signature(w.Secret, it.Body))
 	}
-	client := w.Client
-	if client == nil {
-		client = http.DefaultClient
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return fmt.Errorf("webhook: post: %w", err)
-	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
-	_ = resp.Body.Close()
-	switch code := resp.StatusCode; {
-	case code >= 200 && code < 300:
-		return nil
-	case code == http.StatusRequestTimeout, code == http.StatusTooManyRequests, code >= 500:
-		return fmt.Errorf("webhook: answered %s", resp.Status)
-	default:
-		return fmt.Errorf("webhook: answered %s: %w", resp.Status, outbox.ErrRefused)
-	}
+	_, err = exchange(w.Client, req, w.Name()+": post")
+	return err
 }
 
 // Signature is the value of HeaderSignature for body: sha256= and the hex HMAC-SHA256 of body keyed by secret.
@@ -193,3 +189,6 @@ func Signature(secret, body []byte) string {
 	_, _ = m.Write(body)
 	return "sha256=" + hex.EncodeToString(m.Sum(nil))
 }
+
+// refused marks answers retrying cannot help.
+var refused = outbox.ErrRefused

@@ -45,7 +45,7 @@ const (
 
 // Sinks that deliver from the outbox, and the results of a delivery attempt (as package outbox names them).
 var (
-	OutboxSinks   = []string{"webhook", "slack", "teams"}
+	OutboxSinks   = []string{"webhook", "slack", "teams", "grafana"}
 	OutboxResults = []string{"delivered", "retry", "refused", "unconfigured", "overflow"}
 )
 
