@@ -29,7 +29,13 @@ func URL(raw string) string {
 		return ""
 	}
 	if strings.IndexFunc(raw, unicode.IsSpace) >= 0 {
-		return Text(raw)
+		// Free text; what is left once redacted may read as one URL (its spaces were a secret's), and is then
+		// redacted as one, so that redacting twice is redacting once.
+		t := Text(raw)
+		if strings.IndexFunc(t, unicode.IsSpace) >= 0 {
+			return t
+		}
+		raw = t
 	}
 	return keyValuePattern.ReplaceAllString(redactURL(secrets.replace(raw)), "${1}="+Mask)
 }
