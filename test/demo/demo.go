@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -74,7 +75,13 @@ func Run(ctx context.Context, opts Options) (err error) {
 	if opts.Progress == nil {
 		opts.Progress = os.Stderr
 	}
-	say := func(format string, args ...any) { _, _ = fmt.Fprintf(opts.Progress, "demo: "+format+"\n", args...) }
+	// The stack's goroutines say things too: one line at a time.
+	var sayMu sync.Mutex
+	say := func(format string, args ...any) {
+		sayMu.Lock()
+		defer sayMu.Unlock()
+		_, _ = fmt.Fprintf(opts.Progress, "demo: "+format+"\n", args...)
+	}
 
 	say("starting etcd, kube-apiserver, a git server, source-controller and kustomize-controller")
 	begin := time.Now()

@@ -22,7 +22,7 @@ func TestDemo(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	if len(lines) != 5 || !strings.HasPrefix(lines[0], "COMMIT") {
-		t.Fatalf("table = %q, want a header and 4 rows", out.String())
+		t.Fatalf("table = %q, want a header and 4 rows; progress:\n%s", out.String(), progress.String())
 	}
 	for _, l := range lines[1:] {
 		if !strings.Contains(l, "3/3") {
