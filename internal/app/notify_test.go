@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/notify"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/notify/grafanatest"
 )
 
 // receiver is a webhook destination that is down (503) until up is set, and keeps each notice it takes.
@@ -68,7 +70,11 @@ func TestWebhookNoticesSurviveADownDestinationAndARestart(t *testing.T) {
 		_, _ = io.WriteString(w, "ok")
 	}))
 	defer slack.Close()
-	env := map[string]string{"NOTIFY_WEBHOOK_SECRET": "hook-key", "SLACK_WEBHOOK_URL": slack.URL + "/services/T0/B0/slack-secret"}
+	grafana := grafanatest.New("glsa-token")
+	gsrv := httptest.NewServer(grafana)
+	defer gsrv.Close()
+	env := map[string]string{"NOTIFY_WEBHOOK_SECRET": "hook-key", "SLACK_WEBHOOK_URL": slack.URL + "/services/T0/B0/slack-secret",
+		"GRAFANA_URL": gsrv.URL, "GRAFANA_TOKEN": "glsa-token"}
 	c0 := s.commit(0, map[string]string{"app.yaml": "v0"})
 	s.createKustomization("app", c0, 10)
 	tr := s.startTrackerEnv(env, "--notify-webhook-url", srv.URL+"/hooks/secret-token")
@@ -112,8 +118,22 @@ func TestWebhookNoticesSurviveADownDestinationAndARestart(t *testing.T) {
 		t.Errorf("slack messages %q, want two naming the object and the commits", slackTexts)
 	}
 	slackMu.Unlock()
+	// Grafana: one region per commit, each from its commit to its apply, across the restart.
+	eventually(t, 10*time.Second, "two Grafana regions", func() bool { return len(grafana.Annotations()) >= 2 })
+	regions := grafana.Annotations()
+	if len(regions) != 2 {
+		t.Errorf("%d Grafana regions, want 2 (one per landed commit)", len(regions))
+	}
+	for _, a := range regions {
+		tags := fmt.Sprint(a["tags"])
+		if !strings.Contains(tags, "cluster:test-cluster") || !strings.Contains(tags, "repo:acme/manifests") ||
+			(!strings.Contains(tags, "commit:"+c1[:7]) && !strings.Contains(tags, "commit:"+c2[:7])) {
+			t.Errorf("region tags %s", tags)
+		}
+	}
 	for _, line := range append(tr.Lines(), tr2.Lines()...) {
-		if strings.Contains(line, "secret-token") || strings.Contains(line, "hook-key") || strings.Contains(line, "slack-secret") {
+		if strings.Contains(line, "secret-token") || strings.Contains(line, "hook-key") || strings.Contains(line, "slack-secret") ||
+			strings.Contains(line, "glsa-token") {
 			t.Errorf("log line shows the webhook's URL or key: %s", line)
 		}
 	}
