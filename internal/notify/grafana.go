@@ -19,7 +19,7 @@ import (
 )
 
 // KindGrafana is the sink of Grafana annotations.
-const KindGrafana = "grafana"
+const KindGrafana = outbox.SinkGrafana
 
 // Grafana keeps one region annotation per landed commit per cluster: from the commit's time to when the last
 // object of the cluster applied it. Regions are found again by their tags, so a restart or a second object
@@ -88,7 +88,7 @@ const maxTagLength = 50
 func (g *Grafana) Send(ctx context.Context, it ledger.Item) error {
 	var n grafanaNotice
 	if err := json.Unmarshal(it.Body, &n); err != nil {
-		return fmt.Errorf("grafana: notice %s: %w: %w", it.ID, err, refused)
+		return fmt.Errorf("grafana: notice %s: %w: %w", it.ID, err, outbox.ErrRefused)
 	}
 	for _, c := range n.Commits {
 		tags := g.tags(n, c.SHA)
@@ -179,7 +179,7 @@ func (g *Grafana) do(ctx context.Context, method, path string, in, out any) erro
 	}
 	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(g.URL, "/")+path, body)
 	if err != nil {
-		return fmt.Errorf("grafana: %w", refused)
+		return fmt.Errorf("grafana: %w", outbox.ErrRefused)
 	}
 	req.Header.Set("Authorization", "Bearer "+g.Token)
 	req.Header.Set("Accept", "application/json")

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/outbox"
 )
 
 // exchange sends req and returns the answer's body (at most 1 MiB). A 2xx answer is success; 408, 429, 5xx, the
@@ -36,6 +38,6 @@ func exchange(client *http.Client, req *http.Request, what string, retried ...in
 	case code == http.StatusRequestTimeout, code == http.StatusTooManyRequests, code >= 500, slices.Contains(retried, code):
 		return nil, fmt.Errorf("%s: answered %s", what, resp.Status)
 	default:
-		return nil, fmt.Errorf("%s: answered %s: %w", what, resp.Status, refused)
+		return nil, fmt.Errorf("%s: answered %s: %w", what, resp.Status, outbox.ErrRefused)
 	}
 }

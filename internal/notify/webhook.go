@@ -67,9 +67,9 @@ type LandedCommit struct {
 
 // Kinds of destination a Webhook posts to; each is a sink of its own in the outbox.
 const (
-	KindWebhook = "webhook" // the versioned Landed payload, signed
-	KindSlack   = "slack"   // a Slack incoming webhook message
-	KindTeams   = "teams"   // a Microsoft Teams workflow webhook message (an Adaptive Card)
+	KindWebhook = outbox.SinkWebhook // the versioned Landed payload, signed
+	KindSlack   = outbox.SinkSlack   // a Slack incoming webhook message
+	KindTeams   = outbox.SinkTeams   // a Microsoft Teams workflow webhook message (an Adaptive Card)
 )
 
 // Webhook posts a notice of every landed apply to URL, in the form its Kind reads.
@@ -171,7 +171,7 @@ func newTeamsMessage(text string) teamsMessage {
 func (w *Webhook) Send(ctx context.Context, it ledger.Item) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.URL, bytes.NewReader(it.Body))
 	if err != nil {
-		return fmt.Errorf("%s: %w", w.Name(), refused) // a URL that does not parse: checked at startup, never here
+		return fmt.Errorf("%s: %w", w.Name(), outbox.ErrRefused) // a URL that does not parse: checked at startup, never here
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(HeaderEvent, EventLanded)
@@ -189,6 +189,3 @@ func Signature(secret, body []byte) string {
 	_, _ = m.Write(body)
 	return "sha256=" + hex.EncodeToString(m.Sum(nil))
 }
-
-// refused marks answers retrying cannot help.
-var refused = outbox.ErrRefused

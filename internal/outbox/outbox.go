@@ -35,6 +35,20 @@ const (
 	ResultOverflow     = "overflow"     // not queued: its ledger shard held the most notices waiting
 )
 
+// Sinks that deliver from the outbox, by the name their notices carry.
+const (
+	SinkWebhook = "webhook"
+	SinkSlack   = "slack"
+	SinkTeams   = "teams"
+	SinkGrafana = "grafana"
+)
+
+// Every sink and every result, for the metrics' allowed values.
+var (
+	Sinks   = []string{SinkWebhook, SinkSlack, SinkTeams, SinkGrafana}
+	Results = []string{ResultDelivered, ResultRetry, ResultRefused, ResultUnconfigured, ResultOverflow}
+)
+
 // Defaults of a Deliverer.
 const (
 	DefaultInterval   = time.Second

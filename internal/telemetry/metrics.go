@@ -13,6 +13,7 @@ import (
 
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/latency"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/outbox"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/redact"
 )
 
@@ -41,12 +42,6 @@ const (
 	MetricDeliveries      = "flux_commit_tracker.outbox.deliveries"
 	MetricDeliveryLatency = "flux_commit_tracker.outbox.delivery-latency"
 	MetricOutboxDepth     = "flux_commit_tracker.outbox.depth"
-)
-
-// Sinks that deliver from the outbox, and the results of a delivery attempt (as package outbox names them).
-var (
-	OutboxSinks   = []string{"webhook", "slack", "teams", "grafana"}
-	OutboxResults = []string{"delivered", "retry", "refused", "unconfigured", "overflow"}
 )
 
 // Attribute keys. Object attributes identify the Flux object a sample is about;
@@ -222,19 +217,19 @@ var Definitions = []Definition{
 		Name: MetricDeliveries, Kind: Counter, Unit: "{attempt}",
 		Description: "Attempts to deliver a notice from the outbox, by sink and result: delivered, retry (the destination failed; tried again with backoff), refused, unconfigured or overflow (dropped).",
 		Attributes:  []string{AttrSink, AttrResult},
-		Values:      map[string][]string{AttrSink: append(slices.Clone(OutboxSinks), Other), AttrResult: append(slices.Clone(OutboxResults), Other)},
+		Values:      map[string][]string{AttrSink: names(outbox.Sinks...), AttrResult: names(outbox.Results...)},
 	},
 	{
 		Name: MetricDeliveryLatency, Kind: Histogram, Unit: "s", Buckets: LatencyBuckets,
 		Description: "From the apply that made a notice to its delivery, by sink.",
 		Attributes:  []string{AttrSink},
-		Values:      map[string][]string{AttrSink: append(slices.Clone(OutboxSinks), Other)},
+		Values:      map[string][]string{AttrSink: names(outbox.Sinks...)},
 	},
 	{
 		Name: MetricOutboxDepth, Kind: Gauge, Unit: "{notice}",
 		Description: "Notices waiting in the outbox, by sink; read from the leading replica's ledger.",
 		Attributes:  []string{AttrSink},
-		Values:      map[string][]string{AttrSink: append(slices.Clone(OutboxSinks), Other)},
+		Values:      map[string][]string{AttrSink: names(outbox.Sinks...)},
 	},
 	{
 		Name: MetricOverflow, Kind: Counter, Unit: "{point}", FromStore: true,
