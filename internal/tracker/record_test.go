@@ -6,6 +6,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/flux"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/ledger"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/telemetry"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/tracker"
@@ -23,18 +24,23 @@ func (s *recordSink) Record(_ context.Context, r tracker.Record) {
 	s.records = append(s.records, r)
 }
 
+// recordTwoCommits baselines app, then has it apply c2 (delivering c1 and c2) twice: recorded, then unchanged.
+func (f *fixture) recordTwoCommits() (c1, c2 string, d flux.Deployment) {
+	f.tb.Helper()
+	f.baseline("app", f.commit(0, nil))
+	c1, c2 = f.commit(100, nil), f.commit(200, nil)
+	d = dep("app", rev(c2), at(260))
+	f.mustProcess(d, tracker.Recorded)
+	f.mustProcess(d, tracker.Unchanged)
+	return c1, c2, d
+}
+
 // One Record per apply that recorded commits reaches the sinks, after the checkpoint, with every commit, its
 // samples and its trace; the log line of each commit carries that commit's trace.
 func TestEachRecordReachesTheSinksOnce(t *testing.T) {
 	sink := &recordSink{}
 	f := newFixture(t, func(o *tracker.Options) { o.Sinks = []tracker.Sink{sink} })
-	c0 := f.commit(0, nil)
-	f.baseline("app", c0)
-	c1 := f.commit(100, nil)
-	c2 := f.commit(200, nil)
-	d := dep("app", rev(c2), at(260))
-	f.mustProcess(d, tracker.Recorded)
-	f.mustProcess(d, tracker.Unchanged)
+	c1, c2, d := f.recordTwoCommits()
 
 	if len(sink.records) != 1 {
 		t.Fatalf("%d records, want 1 (the baseline and the unchanged apply record nothing)", len(sink.records))
@@ -89,13 +95,7 @@ func (landedNotifier) Notice(r tracker.Record) (json.RawMessage, bool, error) {
 func TestNoticesAreQueuedWithTheCheckpoint(t *testing.T) {
 	led := ledger.NewMemory()
 	f := newFixture(t, withLedger(led), func(o *tracker.Options) { o.Notifiers = []tracker.Notifier{landedNotifier{}} })
-	c0 := f.commit(0, nil)
-	f.baseline("app", c0)
-	c1 := f.commit(100, nil)
-	c2 := f.commit(200, nil)
-	d := dep("app", rev(c2), at(260))
-	f.mustProcess(d, tracker.Recorded)
-	f.mustProcess(d, tracker.Unchanged)
+	c1, c2, d := f.recordTwoCommits()
 	items := led.Pending()
 	if len(items) != 1 {
 		t.Fatalf("%d notices queued, want 1", len(items))

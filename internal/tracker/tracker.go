@@ -111,6 +111,7 @@ type Tracker struct {
 	rollouts rollouts
 	slots    *providerSlots
 	sinks    []Sink
+	outbox   ledger.Outbox // the Ledger, when notifiers queue notices in it
 }
 
 // New returns a Tracker; Ledger, Providers, Recorder, Tracer and Logger are required.
@@ -118,7 +119,8 @@ func New(opts Options) (*Tracker, error) {
 	if opts.Ledger == nil || opts.Providers == nil || opts.Recorder == nil || opts.Tracer == nil || opts.Logger == nil {
 		return nil, errors.New("tracker: ledger, providers, recorder, tracer and logger are required")
 	}
-	if _, ok := opts.Ledger.(ledger.Outbox); len(opts.Notifiers) > 0 && !ok {
+	outbox, ok := opts.Ledger.(ledger.Outbox)
+	if len(opts.Notifiers) > 0 && !ok {
 		return nil, errors.New("tracker: notifiers need a ledger with an outbox")
 	}
 	if opts.Clock == nil {
@@ -128,7 +130,7 @@ func New(opts Options) (*Tracker, error) {
 		opts.CommitTime = commits.CommitterTime
 	}
 	sinks := append([]Sink{metricsSink{opts.Recorder}, logSink{opts.Logger}}, opts.Sinks...)
-	return &Tracker{opts: opts, slots: newProviderSlots(opts.ProviderSlots, opts.ProviderWaiters, opts.Clock), sinks: sinks}, nil
+	return &Tracker{opts: opts, slots: newProviderSlots(opts.ProviderSlots, opts.ProviderWaiters, opts.Clock), sinks: sinks, outbox: outbox}, nil
 }
 
 // Result reports what Process did.
@@ -631,8 +633,8 @@ func (t *Tracker) checkpointWith(ctx context.Context, d flux.Deployment, prev *l
 		return nil // only the time would change: not worth a write
 	}
 	var err error
-	if ob, ok := t.opts.Ledger.(ledger.Outbox); ok && len(items) > 0 {
-		err = ob.SwapQueue(ctx, d.UID, prev, e, items)
+	if len(items) > 0 {
+		err = t.outbox.SwapQueue(ctx, d.UID, prev, e, items)
 	} else {
 		err = t.opts.Ledger.Swap(ctx, d.UID, prev, e)
 	}
