@@ -100,7 +100,7 @@ func (g *Grafana) Send(ctx context.Context, it ledger.Item) error {
 		switch {
 		case found == nil:
 			text := fmt.Sprintf("%s landed in %s: %s %s/%s applied it %s after its commit", short(c.SHA), n.Cluster, n.Object.Kind,
-				n.Object.Namespace, n.Object.Name, (time.Duration(c.ReconcileSeconds) * time.Second).String())
+				n.Object.Namespace, n.Object.Name, seconds(c.ReconcileSeconds))
 			err = g.do(ctx, http.MethodPost, "/api/annotations", annotation{DashboardUID: g.DashboardUID, Time: c.Committed.UnixMilli(),
 				TimeEnd: end, Tags: tags, Text: text}, nil)
 		case found.TimeEnd < end:
@@ -200,6 +200,9 @@ func (g *Grafana) do(ctx context.Context, method, path string, in, out any) erro
 	}
 	return nil
 }
+
+// seconds renders a latency for people: 1m30s.
+func seconds(s float64) string { return (time.Duration(s) * time.Second).String() }
 
 // short is a commit's short SHA.
 func short(sha string) string { return sha[:min(len(sha), 7)] }
