@@ -38,6 +38,7 @@ import (
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits/git"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/controller"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/feedback"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/kubecache"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/ledger"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/notify"
@@ -110,6 +111,14 @@ func runController(ctx context.Context, opts Options, deps Deps) (err error) {
 		providers.Sources.Secrets = secretReader(mgr.GetAPIReader(), opts.CallTimeout)
 	}
 	notifiers, senders := notifySinks(opts)
+	syncer, err := newFeedback(ctx, opts, providers, metrics, log)
+	if err != nil {
+		return err
+	}
+	var rollouts tracker.RolloutObserver
+	if syncer != nil {
+		notifiers, senders[outbox.SinkForge], rollouts = append(notifiers, feedback.Notifier{}), syncer, syncer
+	}
 	trk, err := tracker.New(tracker.Options{
 		Ledger:           led,
 		Artifacts:        providers.OCI,
@@ -117,6 +126,7 @@ func runController(ctx context.Context, opts Options, deps Deps) (err error) {
 		Recorder:         metrics,
 		Sinks:            deps.Sinks,
 		Notifiers:        notifiers,
+		Rollouts:         rollouts,
 		Tracer:           tel.TracerProvider.Tracer(telemetry.ScopeName),
 		Logger:           log,
 		Clock:            clock.RealClock{},
@@ -149,6 +159,19 @@ func runController(ctx context.Context, opts Options, deps Deps) (err error) {
 		return deliverNotices(ctx, loaded, led, senders, metrics, opts.CallTimeout, log)
 	})); err != nil {
 		return fmt.Errorf("add outbox deliverer: %w", err)
+	}
+	if syncer != nil {
+		// Statuses are posted by the replica that leads, once the ledger is loaded and the objects are seen.
+		if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+			select {
+			case <-loaded:
+			case <-ctx.Done():
+				return nil
+			}
+			return syncer.Run(ctx)
+		})); err != nil {
+			return fmt.Errorf("add commit status syncer: %w", err)
+		}
 	}
 	rec := &controller.KustomizationReconciler{Client: mgr.GetClient(), Processor: trk, Logger: log, Ready: loaded, Workers: opts.Workers}
 	if err := rec.SetupWithManager(ctx, mgr); err != nil {

@@ -31,6 +31,7 @@ type Options struct {
 	TrackingOptions
 	ServeOptions
 	NotifyOptions
+	FeedbackOptions
 }
 
 // KubeOptions say how the tracker reaches the Kubernetes API and where its ledger lives.
@@ -232,7 +233,7 @@ func (o *NotifyOptions) validate() []error {
 }
 
 // envNames maps each flag to the environment variable that sets it when the flag is not given.
-var envNames = withEnvNames(telemetry.EnvNames, providerEnvNames, kubeEnvNames, watchEnvNames, trackingEnvNames, serveEnvNames, notifyEnvNames)
+var envNames = withEnvNames(telemetry.EnvNames, providerEnvNames, kubeEnvNames, watchEnvNames, trackingEnvNames, serveEnvNames, notifyEnvNames, feedbackEnvNames)
 
 // withEnvNames merges flag → environment variable maps.
 func withEnvNames(groups ...map[string]string) map[string]string {
@@ -252,6 +253,7 @@ func DefaultOptions() Options {
 		WatchOptions:    WatchOptions{Concurrency: 4, Workers: 256},
 		TrackingOptions: TrackingOptions{CommitTime: string(commits.CommitterTime), ExporterInfoPath: "exporter-info.json", ClockSkewTolerance: 5 * time.Minute},
 		ServeOptions:    ServeOptions{MetricsAddr: ":8888", HealthAddr: ":9440"},
+		FeedbackOptions: defaultFeedbackOptions(),
 	}
 }
 
@@ -264,6 +266,7 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	o.TrackingOptions.bindFlags(fs)
 	o.ServeOptions.bindFlags(fs)
 	o.NotifyOptions.bindFlags(fs)
+	o.FeedbackOptions.bindFlags(fs)
 	fs.VisitAll(func(f *pflag.Flag) {
 		if env, ok := envNames[f.Name]; ok {
 			f.Usage += " [env " + env + "]"
@@ -290,6 +293,7 @@ func (o *Options) ApplyEnv(fs *pflag.FlagSet, getenv func(string) string) error 
 	o.NotifyWebhookSecret = []byte(getenv("NOTIFY_WEBHOOK_SECRET"))
 	o.SlackWebhookURL, o.TeamsWebhookURL = getenv("SLACK_WEBHOOK_URL"), getenv("TEAMS_WEBHOOK_URL")
 	o.GrafanaToken = getenv("GRAFANA_TOKEN")
+	o.readTokens(getenv)
 	return errors.Join(errs...)
 }
 
@@ -305,6 +309,7 @@ func (o *Options) Validate() error {
 	errs = append(errs, o.TrackingOptions.validate()...)
 	errs = append(errs, o.ServeOptions.validate()...)
 	errs = append(errs, o.NotifyOptions.validate()...)
+	errs = append(errs, o.FeedbackOptions.validate(o.ProviderOptions)...)
 	return errors.Join(errs...)
 }
 

@@ -22,6 +22,9 @@ const (
 	// AnnotationProvider picks the commit provider for a repository: github or git (default: github for GitHub
 	// hosts, git for the rest).
 	AnnotationProvider = "flux-commit-tracker.io/provider"
+	// AnnotationForge names the forge that gets a repository's commit statuses: github, gitlab or gitea
+	// (default: by host).
+	AnnotationForge = "flux-commit-tracker.io/forge"
 	// AnnotationExporterInfoPath overrides --exporter-info-path for one object or source; empty disables.
 	AnnotationExporterInfoPath = "flux-commit-tracker.io/exporter-info-path"
 
@@ -48,6 +51,8 @@ type Deployment struct {
 	RepositoryOverride string
 	// Provider is the provider annotation's value, empty for automatic.
 	Provider string
+	// Forge is the forge annotation's value, empty for automatic.
+	Forge string
 	// SourceSecretName is the source's spec.secretRef (in SourceNamespace): its credentials.
 	SourceSecretName string
 	// SourceRef is a GitRepository source's spec.ref, what Flux follows; empty for other sources or none set.
@@ -141,6 +146,7 @@ func FromKustomization(k *kustomizev1.Kustomization, src client.Object) Deployme
 	if src != nil {
 		d.RepositoryOverride = src.GetAnnotations()[AnnotationRepository]
 		d.Provider = src.GetAnnotations()[AnnotationProvider]
+		d.Forge = src.GetAnnotations()[AnnotationForge]
 		d.ExporterInfoPath, d.HasExporterInfoPath = src.GetAnnotations()[AnnotationExporterInfoPath]
 	}
 	if v, ok := k.Annotations[AnnotationRepository]; ok && v != "" {
@@ -148,6 +154,9 @@ func FromKustomization(k *kustomizev1.Kustomization, src client.Object) Deployme
 	}
 	if v := k.Annotations[AnnotationProvider]; v != "" {
 		d.Provider = v
+	}
+	if v := k.Annotations[AnnotationForge]; v != "" {
+		d.Forge = v
 	}
 	if v, ok := k.Annotations[AnnotationExporterInfoPath]; ok {
 		d.ExporterInfoPath, d.HasExporterInfoPath = v, true

@@ -105,6 +105,7 @@ func FromHelmRelease(hr *helmv2.HelmRelease, src *sourcev1.GitRepository, chart 
 		d.SourceRef = gitRef(src)
 		d.RepositoryOverride = src.Annotations[AnnotationRepository]
 		d.Provider = src.Annotations[AnnotationProvider]
+		d.Forge = src.Annotations[AnnotationForge]
 		d.ExporterInfoPath, d.HasExporterInfoPath = src.Annotations[AnnotationExporterInfoPath]
 	}
 	if chart != nil && chart.Spec.SourceRef.Kind == KindGitRepository {
@@ -134,6 +135,7 @@ func FromHelmReleaseOCI(hr *helmv2.HelmRelease, src *sourcev1.OCIRepository) Dep
 	if src != nil {
 		d.RepositoryOverride = src.Annotations[AnnotationRepository]
 		d.Provider = src.Annotations[AnnotationProvider]
+		d.Forge = src.Annotations[AnnotationForge]
 		d.ExporterInfoPath, d.HasExporterInfoPath = src.Annotations[AnnotationExporterInfoPath]
 		if a := src.Status.Artifact; a != nil {
 			commit := a.Metadata[OCIRevisionKey]
@@ -179,6 +181,9 @@ func finishHelmRelease(d *Deployment, hr *helmv2.HelmRelease, rel *helmv2.Snapsh
 	}
 	if v := hr.Annotations[AnnotationProvider]; v != "" {
 		d.Provider = v
+	}
+	if v := hr.Annotations[AnnotationForge]; v != "" {
+		d.Forge = v
 	}
 	if v, ok := hr.Annotations[AnnotationExporterInfoPath]; ok {
 		d.ExporterInfoPath, d.HasExporterInfoPath = v, true

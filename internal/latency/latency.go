@@ -212,3 +212,6 @@ func newSample(stage Stage, commit, upstream string, start, end time.Time) Sampl
 	}
 	return s
 }
+
+// Human renders a latency for people, to the second: 1m30s.
+func Human(d time.Duration) string { return d.Round(time.Second).String() }

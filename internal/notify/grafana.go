@@ -13,8 +13,10 @@ import (
 	"time"
 
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/latency"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/ledger"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/outbox"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/revision"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/tracker"
 )
 
@@ -99,7 +101,7 @@ func (g *Grafana) Send(ctx context.Context, it ledger.Item) error {
 		end := n.Applied.UnixMilli()
 		switch {
 		case found == nil:
-			text := fmt.Sprintf("%s landed in %s: %s %s/%s applied it %s after its commit", short(c.SHA), n.Cluster, n.Object.Kind,
+			text := fmt.Sprintf("%s landed in %s: %s %s/%s applied it %s after its commit", revision.Short(c.SHA), n.Cluster, n.Object.Kind,
 				n.Object.Namespace, n.Object.Name, seconds(c.ReconcileSeconds))
 			err = g.do(ctx, http.MethodPost, "/api/annotations", annotation{DashboardUID: g.DashboardUID, Time: c.Committed.UnixMilli(),
 				TimeEnd: end, Tags: tags, Text: text}, nil)
@@ -119,7 +121,7 @@ func (g *Grafana) tags(n grafanaNotice, sha string) []string {
 	if r, err := commits.ParseRepositoryURL(repo); err == nil && r.Owner != "" {
 		repo = r.Owner + "/" + r.Name
 	}
-	tags := []string{"flux-commit-tracker", "cluster:" + n.Cluster, "repo:" + repo, "commit:" + short(sha)}
+	tags := []string{"flux-commit-tracker", "cluster:" + n.Cluster, "repo:" + repo, "commit:" + revision.Short(sha)}
 	for i, t := range tags {
 		if len(t) > maxTagLength {
 			tags[i] = t[:maxTagLength]
@@ -201,8 +203,5 @@ func (g *Grafana) do(ctx context.Context, method, path string, in, out any) erro
 	return nil
 }
 
-// seconds renders a latency for people: 1m30s.
-func seconds(s float64) string { return (time.Duration(s) * time.Second).String() }
-
-// short is a commit's short SHA.
-func short(sha string) string { return sha[:min(len(sha), 7)] }
+// seconds renders a latency in seconds for people: 1m30s.
+func seconds(s float64) string { return latency.Human(time.Duration(s * float64(time.Second))) }

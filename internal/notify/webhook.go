@@ -16,6 +16,7 @@ import (
 
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/ledger"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/outbox"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/revision"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/tracker"
 )
 
@@ -127,7 +128,7 @@ func summary(p Landed, code string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Landed in %s: %s %s/%s applied %d commit(s) of %s", p.Cluster, p.Object.Kind, p.Object.Namespace, p.Object.Name, p.CommitsTotal, p.Repository)
 	for _, c := range p.Commits {
-		fmt.Fprintf(&b, "\n• %s%s%s committed → applied in %s", code, short(c.SHA), code, seconds(c.ReconcileSeconds))
+		fmt.Fprintf(&b, "\n• %s%s%s committed → applied in %s", code, revision.Short(c.SHA), code, seconds(c.ReconcileSeconds))
 	}
 	if n := p.CommitsTotal - len(p.Commits); n > 0 {
 		fmt.Fprintf(&b, "\n… and %d older", n)

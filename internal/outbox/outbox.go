@@ -13,6 +13,7 @@ import (
 
 	"k8s.io/utils/clock"
 
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/ledger"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/redact"
 )
@@ -41,11 +42,12 @@ const (
 	SinkSlack   = "slack"
 	SinkTeams   = "teams"
 	SinkGrafana = "grafana"
+	SinkForge   = "forge" // commit statuses and deployments
 )
 
 // Every sink and every result, for the metrics' allowed values.
 var (
-	Sinks   = []string{SinkWebhook, SinkSlack, SinkTeams, SinkGrafana}
+	Sinks   = []string{SinkWebhook, SinkSlack, SinkTeams, SinkGrafana, SinkForge}
 	Results = []string{ResultDelivered, ResultRetry, ResultRefused, ResultUnconfigured, ResultOverflow}
 )
 
@@ -169,6 +171,9 @@ func (d *Deliverer) attempt(ctx context.Context, sink string, it ledger.Item) bo
 	b.attempts++
 	wait := min(d.MaxBackoff, d.MinBackoff<<min(b.attempts-1, 20))
 	wait = wait/2 + rand.N(wait) // jittered: half to one and a half times
+	if limited, ok := commits.RetryAfter(err, now); ok {
+		wait = max(wait, min(limited, d.MaxBackoff)) // a destination's rate limit is honoured
+	}
 	b.next = now.Add(wait)
 	d.mu.Lock()
 	if d.retry == nil {

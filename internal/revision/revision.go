@@ -161,3 +161,6 @@ func Quote(s string) string {
 	}
 	return fmt.Sprintf("%q…(%d bytes)", s[:cut], len(s))
 }
+
+// Short is a commit's short SHA, as people read it: the first 7 characters.
+func Short(sha string) string { return sha[:min(len(sha), 7)] }

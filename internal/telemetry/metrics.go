@@ -12,6 +12,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/forge"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/latency"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/outbox"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/redact"
@@ -42,6 +43,7 @@ const (
 	MetricDeliveries      = "flux_commit_tracker.outbox.deliveries"
 	MetricDeliveryLatency = "flux_commit_tracker.outbox.delivery-latency"
 	MetricOutboxDepth     = "flux_commit_tracker.outbox.depth"
+	MetricForgePosts      = "flux_commit_tracker.forge.posts"
 )
 
 // Attribute keys. Object attributes identify the Flux object a sample is about;
@@ -58,6 +60,7 @@ const (
 	AttrOutcome    = "outcome"
 	AttrMetric     = "metric" // the OTel name of the metric a sample is about
 	AttrSink       = "sink"
+	AttrPost       = "post" // what was posted on a forge: status, deployment
 	AttrResult     = "result"
 )
 
@@ -220,6 +223,12 @@ var Definitions = []Definition{
 		Values:      map[string][]string{AttrSink: names(outbox.Sinks...), AttrResult: names(outbox.Results...)},
 	},
 	{
+		Name: MetricForgePosts, Kind: Counter, Unit: "{post}",
+		Description: "Commit statuses and GitHub deployment statuses that were due, by kind and result: posted, unchanged (the forge already showed it), capped, refused or error (retried later).",
+		Attributes:  []string{AttrPost, AttrResult},
+		Values:      map[string][]string{AttrPost: names(forge.PostKinds...), AttrResult: names(forge.PostResults...)},
+	},
+	{
 		Name: MetricDeliveryLatency, Kind: Histogram, Unit: "s", Buckets: LatencyBuckets,
 		Description: "From the apply that made a notice to its delivery, by sink.",
 		Attributes:  []string{AttrSink},
@@ -276,7 +285,7 @@ type Metrics struct {
 	pendingAge, failingAge                        metric.Float64ObservableGauge
 	commitsRecorded, errors, clockSkew            metric.Int64Counter
 	truncated, notRecorded, githubCalls, gitCalls metric.Int64Counter
-	deliveries                                    metric.Int64Counter
+	deliveries, forgePosts                        metric.Int64Counter
 	deliveryLatency                               metric.Float64Histogram
 	outboxDepth                                   metric.Float64ObservableGauge
 	values                                        map[string]map[string][]string // metric → key → allowed
@@ -318,6 +327,7 @@ func NewMetrics(mp metric.MeterProvider) (*Metrics, error) {
 		githubCalls:     instrument[metric.Int64Counter](inst, MetricGitHubCalls, &errs),
 		gitCalls:        instrument[metric.Int64Counter](inst, MetricGitCalls, &errs),
 		deliveries:      instrument[metric.Int64Counter](inst, MetricDeliveries, &errs),
+		forgePosts:      instrument[metric.Int64Counter](inst, MetricForgePosts, &errs),
 		deliveryLatency: instrument[metric.Float64Histogram](inst, MetricDeliveryLatency, &errs),
 		outboxDepth:     instrument[metric.Float64ObservableGauge](inst, MetricOutboxDepth, &errs),
 		values:          map[string]map[string][]string{},
@@ -550,6 +560,14 @@ func (m *Metrics) AddDelivery(ctx context.Context, sink, result string, took tim
 	if took > 0 {
 		m.deliveryLatency.Record(ctx, took.Seconds(), metric.WithAttributeSet(attribute.NewSet(sinkAttr)))
 	}
+}
+
+// AddForgePost counts one status or deployment status that was due on a forge, and how it ended.
+func (m *Metrics) AddForgePost(ctx context.Context, kind, result string) {
+	if m == nil {
+		return
+	}
+	m.forgePosts.Add(ctx, 1, metric.WithAttributeSet(attribute.NewSet(m.enum(MetricForgePosts, AttrPost, kind), m.enum(MetricForgePosts, AttrResult, result))))
 }
 
 // ObserveOutbox reports, at each collection, the notices depth returns waiting per sink.

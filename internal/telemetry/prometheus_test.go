@@ -115,6 +115,7 @@ func TestPrometheusExport(t *testing.T) {
 	m.ObserveFetch(ctx, 20*time.Second, obj)
 	m.ObserveApply(ctx, 40*time.Second, obj)
 	m.AddDelivery(ctx, "webhook", "delivered", 3*time.Second)
+	m.AddForgePost(ctx, "status", "posted")
 	if _, err := m.ObserveOutbox(func() map[string]int { return map[string]int{"webhook": 2, "pager": 1} }); err != nil {
 		t.Fatal(err)
 	}

@@ -200,3 +200,18 @@ func (p Providers) github(repo commits.Repository) (Source, error) {
 	}
 	return Source{Provider: p.GitHub, Repository: repo, Kind: commits.ProviderGitHub}, nil
 }
+
+// RepositoryOf names d's repository as people know it, from its repository annotation or its source's URL,
+// without reading credentials: the identity commit statuses and deployments are posted to.
+func RepositoryOf(d flux.Deployment) (commits.Repository, error) {
+	if d.RepositoryOverride != "" {
+		if repo, err := commits.ParseRepositoryOverride(d.RepositoryOverride); err == nil {
+			return repo, nil
+		}
+		return commits.ParseGitRepository(d.RepositoryOverride, false)
+	}
+	if d.RepositoryURL == "" {
+		return commits.Repository{}, errors.New("no repository URL")
+	}
+	return commits.ParseGitRepository(d.RepositoryURL, false)
+}

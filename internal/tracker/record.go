@@ -9,6 +9,7 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/latency"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/ledger"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/telemetry"
@@ -20,6 +21,9 @@ type Record struct {
 	// Object names the Flux object, its cluster and the (redacted) repository of the commits.
 	Object telemetry.ObjectAttributes
 	UID    string
+	// Repository names the commits' repository (see RepositoryOf); Forge is the forge annotation's value.
+	Repository commits.Repository
+	Forge      string
 	// Revision is the revision the object applied, as Flux reports it.
 	Revision string
 	// Commits are the delivered manifests commits, oldest first.

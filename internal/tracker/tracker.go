@@ -77,9 +77,11 @@ type Options struct {
 	// Notifiers make, from each Record, a notice stored with its checkpoint and delivered later; they need a
 	// Ledger that is a ledger.Outbox.
 	Notifiers []Notifier
-	Tracer    trace.Tracer
-	Logger    *slog.Logger
-	Clock     clock.PassiveClock
+	// Rollouts, if set, is told of each object's pending and failing commits whenever they change.
+	Rollouts RolloutObserver
+	Tracer   trace.Tracer
+	Logger   *slog.Logger
+	Clock    clock.PassiveClock
 	// ClusterName is the k8s.cluster.name attribute on every sample.
 	ClusterName string
 	// CommitTime picks committer or author time as a commit's time.
@@ -342,7 +344,8 @@ func (t *Tracker) decide(ctx context.Context, d flux.Deployment, prev *ledger.En
 		repository: attrs.Repository, attrs: attrs, rejected: rejected}
 	res.record = Record{Object: attrs, UID: d.UID, Revision: d.Revision, Commits: delivered, Samples: samples,
 		Rejected: rejected, Fetched: d.Fetched, Applied: applied, AppliedFromFlux: fromFlux,
-		WaitsForHealth: d.WaitsForHealth, Observed: observed, Apply: span.SpanContext()}
+		WaitsForHealth: d.WaitsForHealth, Observed: observed, Apply: span.SpanContext(), Forge: d.Forge}
+	res.record.Repository, _ = RepositoryOf(d)
 	items, err := t.notices(res.record)
 	if err != nil {
 		return Result{}, err

@@ -213,6 +213,9 @@ func New(opts Options) (*Provider, error) {
 	}, nil
 }
 
+// Client returns the provider's go-github client: its auth, rate limit gating and retries, for other API calls.
+func (p *Provider) Client() *gh.Client { return p.client }
+
 func parseBaseURL(s string) (*url.URL, error) {
 	if s == "" {
 		s = DefaultBaseURL

@@ -1,5 +1,6 @@
 // Package githubtest is an in-process fake of the GitHub REST API endpoints the tracker uses:
-// get a commit, compare two commits, get repository content and create an App installation token.
+// get a commit, compare two commits, get repository content and create an App installation token; and, for
+// any owner/name, commit statuses (create, list, combined) and deployments with their statuses.
 //
 // Responses have GitHub's JSON shapes and headers: strong ETags honoured through If-None-Match (304),
 // x-ratelimit-* headers, x-github-request-id and Link pagination on compare. Commit SHAs are the git
@@ -103,6 +104,7 @@ type Server struct {
 	windowReset    time.Time
 	seq            int
 	closed         chan struct{}
+	store          statusStore
 }
 
 // NewServer starts a fake GitHub API; Close it when done.
@@ -452,6 +454,9 @@ func isTokenEndpoint(p string) bool {
 func (s *Server) route(r *http.Request, now time.Time) *response {
 	p := apiPath(r.URL.Path)
 	parts := strings.Split(strings.TrimPrefix(p, "/"), "/")
+	if resp := s.routeStatuses(r, parts, now); resp != nil {
+		return resp
+	}
 	switch {
 	case isTokenEndpoint(p) && r.Method == http.MethodPost:
 		return s.createInstallationToken(r, parts[2], now)
