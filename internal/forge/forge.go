@@ -342,7 +342,7 @@ func newHTTPClient(name string, opts HTTPOptions, header, value string) (*httpCl
 	}
 	if opts.Token != "" {
 		redact.Secret(opts.Token)
-		rt = tokenGate{origin: origin(u), next: rt, header: header, value: value}
+		rt = tokenGate{origin: commits.URLOrigin(u), next: rt, header: header, value: value}
 	}
 	o := opts.withDefaults()
 	return &httpClient{name: name, base: u, client: &http.Client{Transport: rt}, gate: newGate(o), timeout: o.Timeout}, nil
@@ -357,26 +357,12 @@ type tokenGate struct {
 
 func (t tokenGate) RoundTrip(req *http.Request) (*http.Response, error) {
 	req = req.Clone(req.Context())
-	if origin(req.URL) == t.origin {
+	if commits.URLOrigin(req.URL) == t.origin {
 		req.Header.Set(t.header, t.value)
 	} else {
 		req.Header.Del(t.header)
 	}
 	return t.next.RoundTrip(req)
-}
-
-// origin returns scheme://host:port with the scheme's default port made explicit, lower-cased.
-func origin(u *url.URL) string {
-	port := u.Port()
-	if port == "" {
-		switch strings.ToLower(u.Scheme) {
-		case "https":
-			port = "443"
-		case "http":
-			port = "80"
-		}
-	}
-	return strings.ToLower(u.Scheme) + "://" + strings.ToLower(u.Hostname()) + ":" + port
 }
 
 // answer is one decoded-enough HTTP answer.

@@ -92,35 +92,9 @@ type capTransport struct{ next http.RoundTripper }
 func (t capTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := t.next.RoundTrip(req)
 	if err == nil && resp.Body != nil {
-		resp.Body = &cappedBody{ReadCloser: resp.Body, left: maxBody}
+		resp.Body = commits.CapBody(resp.Body, maxBody)
 	}
 	return resp, err
-}
-
-var errBodyTooLarge = fmt.Errorf("answer over %d bytes: %w", maxBody, commits.ErrBadResponse)
-
-type cappedBody struct {
-	io.ReadCloser
-	left int64
-}
-
-func (b *cappedBody) Read(p []byte) (int, error) {
-	if b.left <= 0 {
-		// One more byte tells a body of exactly the limit from a longer one.
-		var one [1]byte
-		if n, err := b.ReadCloser.Read(one[:]); n > 0 {
-			return 0, errBodyTooLarge
-		} else if err != nil {
-			return 0, err
-		}
-		return 0, nil
-	}
-	if int64(len(p)) > b.left {
-		p = p[:b.left]
-	}
-	n, err := b.ReadCloser.Read(p)
-	b.left -= int64(n)
-	return n, err
 }
 
 // begin checks the client and a remembered rate limit, and bounds the call.

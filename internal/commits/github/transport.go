@@ -85,7 +85,7 @@ func newTransport(cfg transportConfig) (http.RoundTripper, error) {
 	case cfg.token != "":
 		authed = bearer{next: wire, token: cfg.token}
 	}
-	gate := authGate{origin: origin(cfg.apiURL), authed: authed, plain: wire}
+	gate := authGate{origin: commits.URLOrigin(cfg.apiURL), authed: authed, plain: wire}
 	client := &retryablehttp.Client{
 		HTTPClient:   &http.Client{Transport: gate},
 		RetryMax:     cfg.maxRetries,
@@ -214,7 +214,7 @@ func (g *limitGate) RoundTrip(req *http.Request) (*http.Response, error) {
 			_ = g.limiter.record(req.Context(), until, CausePrimary)
 		}
 	}
-	resp.Body = &cappedBody{ReadCloser: resp.Body, left: maxResponseBytes}
+	resp.Body = commits.CapBody(resp.Body, maxResponseBytes)
 	return resp, nil
 }
 
@@ -270,33 +270,6 @@ func resetTime(h http.Header, now time.Time) (time.Time, bool) {
 	return time.Unix(reset, 0).Add(resetSlack), true
 }
 
-// errBodyTooLarge is what reading past maxResponseBytes fails with.
-var errBodyTooLarge = fmt.Errorf("response body over %d bytes: %w", maxResponseBytes, commits.ErrBadResponse)
-
-// cappedBody fails a read past its limit.
-type cappedBody struct {
-	io.ReadCloser
-	left int64
-}
-
-func (b *cappedBody) Read(p []byte) (int, error) {
-	if b.left <= 0 {
-		// One more byte tells a body of exactly the limit from a longer one.
-		var one [1]byte
-		n, err := b.ReadCloser.Read(one[:])
-		if n > 0 {
-			return 0, errBodyTooLarge
-		}
-		return 0, err
-	}
-	if int64(len(p)) > b.left {
-		p = p[:b.left]
-	}
-	n, err := b.ReadCloser.Read(p)
-	b.left -= int64(n)
-	return n, err
-}
-
 // authGate sends requests for the API's origin through authed, and every other request (a redirect to
 // another host, port or scheme) through plain with any Authorization header removed.
 type authGate struct {
@@ -305,7 +278,7 @@ type authGate struct {
 }
 
 func (g authGate) RoundTrip(req *http.Request) (*http.Response, error) {
-	if origin(req.URL) == g.origin {
+	if commits.URLOrigin(req.URL) == g.origin {
 		return g.authed.RoundTrip(req)
 	}
 	if req.Header.Get("Authorization") != "" {
@@ -313,20 +286,6 @@ func (g authGate) RoundTrip(req *http.Request) (*http.Response, error) {
 		req.Header.Del("Authorization")
 	}
 	return g.plain.RoundTrip(req)
-}
-
-// origin returns scheme://host:port with the scheme's default port made explicit, lower-cased.
-func origin(u *url.URL) string {
-	port := u.Port()
-	if port == "" {
-		switch strings.ToLower(u.Scheme) {
-		case "https":
-			port = "443"
-		case "http":
-			port = "80"
-		}
-	}
-	return strings.ToLower(u.Scheme) + "://" + strings.ToLower(u.Hostname()) + ":" + port
 }
 
 // bearer adds a token as "Authorization: Bearer".

@@ -120,14 +120,14 @@ func TestCheckRetry(t *testing.T) {
 func TestOrigin(t *testing.T) {
 	same := []string{"https://api.github.com/", "https://API.github.com:443/repos", "HTTPS://api.github.com/x?y"}
 	other := []string{"http://api.github.com/", "https://api.github.com:8443/", "https://evil.example/", "https://api.github.com.evil.example/"}
-	want := origin(mustParse(t, "https://api.github.com/"))
+	want := commits.URLOrigin(mustParse(t, "https://api.github.com/"))
 	for _, s := range same {
-		if got := origin(mustParse(t, s)); got != want {
+		if got := commits.URLOrigin(mustParse(t, s)); got != want {
 			t.Errorf("origin(%s) = %s, want %s", s, got, want)
 		}
 	}
 	for _, s := range other {
-		if got := origin(mustParse(t, s)); got == want {
+		if got := commits.URLOrigin(mustParse(t, s)); got == want {
 			t.Errorf("origin(%s) = %s, the API's", s, got)
 		}
 	}
