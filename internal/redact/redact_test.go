@@ -152,11 +152,11 @@ func secretsOf(raw string) []string {
 }
 
 // assertHidden fails when out holds a password or query value of in longer than 3 bytes (shorter ones are
-// found in any text by chance: a scheme, a host, the mask).
-func assertHidden(t *testing.T, fn, in, out string) {
+// found in any text by chance: a scheme, a host, the mask) that the text around in does not hold as well.
+func assertHidden(t *testing.T, fn, in, around, out string) {
 	t.Helper()
 	for _, s := range secretsOf(in) {
-		if len(s) > 3 && strings.Contains(out, s) && !strings.Contains(redact.Mask, s) && !strings.Contains(in[:strings.Index(in, "://")+3]+hostOf(in), s) {
+		if len(s) > 3 && strings.Contains(out, s) && !strings.Contains(redact.Mask, s) && !strings.Contains(around, s) && !strings.Contains(in[:strings.Index(in, "://")+3]+hostOf(in), s) {
 			t.Fatalf("%s(%q) = %q holds %q", fn, in, out, s)
 		}
 	}
@@ -178,7 +178,7 @@ func FuzzURL(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in string) {
 		out := redact.URL(in)
 		if strings.Contains(in, "://") && !strings.ContainsAny(in, " \t\n\r\v\f") {
-			assertHidden(t, "URL", in, out)
+			assertHidden(t, "URL", in, "", out)
 		}
 		if again := redact.URL(out); again != out {
 			t.Fatalf("URL not idempotent: %q -> %q -> %q", in, out, again)
@@ -195,7 +195,7 @@ func FuzzText(f *testing.F) {
 		for _, field := range strings.Fields(in) {
 			field = strings.Trim(field, `"'<>`+"`")
 			if i := strings.Index(field, "://"); i > 0 && !strings.ContainsAny(field, `"'<>`+"`") {
-				assertHidden(t, "Text", field, out)
+				assertHidden(t, "Text", field, strings.Replace(in, field, "", 1), out)
 			}
 		}
 		if again := redact.Text(out); again != out {
