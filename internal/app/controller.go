@@ -127,6 +127,7 @@ func runController(ctx context.Context, opts Options, deps Deps) (err error) {
 		Sinks:            deps.Sinks,
 		Notifiers:        notifiers,
 		Rollouts:         rollouts,
+		StuckAfter:       opts.NotifyStuckAfter,
 		Tracer:           tel.TracerProvider.Tracer(telemetry.ScopeName),
 		Logger:           log,
 		Clock:            clock.RealClock{},
@@ -218,7 +219,7 @@ func restConfig(opts Options) (*rest.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubeconfig (--kubeconfig/--kube-context): %w", err)
 	}
-	cfg.UserAgent = "flux-commit-tracker"
+	cfg.UserAgent = programName
 	cfg.QPS, cfg.Burst = opts.KubeAPIQPS, opts.KubeAPIBurst
 	return cfg, nil
 }

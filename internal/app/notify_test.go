@@ -13,6 +13,7 @@ import (
 
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/notify"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/notify/grafanatest"
+	"github.com/flux-commit-tracker/flux-commit-tracker/test/fluxstatus"
 )
 
 // receiver is a webhook destination that is down (503) until up is set, and keeps each notice it takes.
@@ -136,5 +137,61 @@ func TestWebhookNoticesSurviveADownDestinationAndARestart(t *testing.T) {
 			strings.Contains(line, "glsa-token") {
 			t.Errorf("log line shows the webhook's URL or key: %s", line)
 		}
+	}
+}
+
+// events counts the notices received by event and object name.
+func (r *receiver) events() map[string]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := map[string]int{}
+	for _, ls := range r.received {
+		for _, l := range ls {
+			out[l.Event+" "+l.Object.Name]++
+		}
+	}
+	return out
+}
+
+// An object failing for longer than --notify-stuck-after is announced stuck once and recovered once, across a
+// restart; one failing for less sends nothing but its landed notice.
+func TestStuckAndRecoveredNoticesOnceAcrossARestart(t *testing.T) {
+	s := newScenario(t)
+	recv := &receiver{up: true, received: map[string][]notify.Landed{}, secret: []byte("hook-key")}
+	srv := httptest.NewServer(recv)
+	defer srv.Close()
+	env := map[string]string{"NOTIFY_WEBHOOK_SECRET": "hook-key"}
+	args := []string{"--notify-webhook-url", srv.URL, "--notify-stuck-after", "4s"}
+	c0 := s.commit(0, map[string]string{"app.yaml": "v0"})
+	s.createKustomization("app", c0, 10)
+	s.createKustomization("short", c0, 10)
+	tr := s.startTrackerEnv(env, args...)
+	eventually(t, 10*time.Second, "baselines in ledger", func() bool {
+		return s.ledgerRevision("app") == fluxstatus.Revision(c0) && s.ledgerRevision("short") == fluxstatus.Revision(c0)
+	})
+
+	c1 := s.commit(100, map[string]string{"app.yaml": "broken"})
+	s.failApply("app", c1, time.Now())
+	s.failApply("short", c1, time.Now())
+	time.Sleep(time.Second) // a failure well under the threshold
+	s.apply("short", fluxstatus.Revision(c1), time.Now())
+	eventually(t, 15*time.Second, "the stuck notice", func() bool { return recv.events()["stuck app"] == 1 })
+	tr.Stop()
+
+	tr2 := s.startTrackerEnv(env, args...)
+	eventually(t, 10*time.Second, "the restarted tracker sees app failing", func() bool {
+		return tr2.Metric("flux_commit_tracker_failing_revision_age_seconds", `flux_name="app"`) > 0
+	})
+	time.Sleep(5 * time.Second) // past the threshold again: the restarted tracker must not announce it twice
+	c2 := s.commit(200, map[string]string{"app.yaml": "fixed"})
+	s.apply("app", fluxstatus.Revision(c2), time.Now())
+	eventually(t, 15*time.Second, "the recovered notice", func() bool { return recv.events()["recovered app"] == 1 })
+	time.Sleep(2 * time.Second) // a pass or two more: nothing is sent again
+	want := map[string]int{"stuck app": 1, "recovered app": 1, "landed app": 1, "landed short": 1}
+	if got := recv.events(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("notices by event %v, want %v", got, want)
+	}
+	if recv.badSigs != 0 {
+		t.Errorf("%d notices badly signed", recv.badSigs)
 	}
 }

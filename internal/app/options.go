@@ -198,18 +198,23 @@ type NotifyOptions struct {
 	SlackWebhookURL, TeamsWebhookURL string
 	// GrafanaURL gets a region annotation per landed commit; GrafanaToken (environment only) is its Bearer token.
 	GrafanaURL, GrafanaDashboardUID, GrafanaToken string
+	// NotifyStuckAfter is how long an object may wait on or fail on a fetched revision before the webhook, Slack
+	// and Teams get a stuck notice (and later a recovered one); zero: none.
+	NotifyStuckAfter time.Duration
 }
 
 var notifyEnvNames = map[string]string{
 	"notify-webhook-url":    "NOTIFY_WEBHOOK_URL",
 	"grafana-url":           "GRAFANA_URL",
 	"grafana-dashboard-uid": "GRAFANA_DASHBOARD_UID",
+	"notify-stuck-after":    "NOTIFY_STUCK_AFTER",
 }
 
 func (o *NotifyOptions) bindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.GrafanaURL, "grafana-url", o.GrafanaURL, "Grafana base URL: one region annotation per landed commit per cluster, from its commit to its last apply (token from GRAFANA_TOKEN); empty: off")
 	fs.StringVar(&o.GrafanaDashboardUID, "grafana-dashboard-uid", o.GrafanaDashboardUID, "Pin the Grafana annotations to this dashboard; empty: organisation-wide")
 	fs.StringVar(&o.NotifyWebhookURL, "notify-webhook-url", o.NotifyWebhookURL, "POST a signed JSON notice of every recorded apply here (delivered from the ledger's outbox, retried while it is down); the HMAC key comes from NOTIFY_WEBHOOK_SECRET; empty: off")
+	fs.DurationVar(&o.NotifyStuckAfter, "notify-stuck-after", o.NotifyStuckAfter, "Send the webhook, Slack and Teams a stuck notice, once, for an object that has not applied (or fails on) what its source fetched for this long, and a recovered one once it applies; shorter failures send nothing; 0: off")
 }
 
 func (o *NotifyOptions) validate() []error {
@@ -225,6 +230,9 @@ func (o *NotifyOptions) validate() []error {
 		if p, err := url.Parse(u.url); err != nil || (p.Scheme != "https" && p.Scheme != "http") || p.Host == "" {
 			errs = append(errs, fmt.Errorf("invalid %s: must be an http(s) URL", u.from))
 		}
+	}
+	if o.NotifyStuckAfter < 0 {
+		errs = append(errs, fmt.Errorf("invalid --notify-stuck-after %s: must not be negative", o.NotifyStuckAfter))
 	}
 	if o.GrafanaURL != "" && o.GrafanaToken == "" {
 		errs = append(errs, errors.New("--grafana-url needs GRAFANA_TOKEN (a service account token with annotations:write)"))
@@ -253,6 +261,7 @@ func DefaultOptions() Options {
 		WatchOptions:    WatchOptions{Concurrency: 4, Workers: 256},
 		TrackingOptions: TrackingOptions{CommitTime: string(commits.CommitterTime), ExporterInfoPath: "exporter-info.json", ClockSkewTolerance: 5 * time.Minute},
 		ServeOptions:    ServeOptions{MetricsAddr: ":8888", HealthAddr: ":9440"},
+		NotifyOptions:   NotifyOptions{NotifyStuckAfter: 15 * time.Minute},
 		FeedbackOptions: defaultFeedbackOptions(),
 	}
 }
@@ -277,6 +286,17 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 // ApplyEnv sets every flag not given on the command line from its environment variable, and reads the
 // GitHub credentials.
 func (o *Options) ApplyEnv(fs *pflag.FlagSet, getenv func(string) string) error {
+	errs := applyFlagEnv(fs, getenv)
+	errs = append(errs, o.applyCredentials(getenv)...)
+	o.NotifyWebhookSecret = []byte(getenv("NOTIFY_WEBHOOK_SECRET"))
+	o.SlackWebhookURL, o.TeamsWebhookURL = getenv("SLACK_WEBHOOK_URL"), getenv("TEAMS_WEBHOOK_URL")
+	o.GrafanaToken = getenv("GRAFANA_TOKEN")
+	o.readTokens(getenv)
+	return errors.Join(errs...)
+}
+
+// applyFlagEnv sets each flag of fs not given on the command line from its environment variable, if set.
+func applyFlagEnv(fs *pflag.FlagSet, getenv func(string) string) []error {
 	var errs []error
 	fs.VisitAll(func(f *pflag.Flag) {
 		env, ok := envNames[f.Name]
@@ -289,12 +309,7 @@ func (o *Options) ApplyEnv(fs *pflag.FlagSet, getenv func(string) string) error 
 			}
 		}
 	})
-	errs = append(errs, o.applyCredentials(getenv)...)
-	o.NotifyWebhookSecret = []byte(getenv("NOTIFY_WEBHOOK_SECRET"))
-	o.SlackWebhookURL, o.TeamsWebhookURL = getenv("SLACK_WEBHOOK_URL"), getenv("TEAMS_WEBHOOK_URL")
-	o.GrafanaToken = getenv("GRAFANA_TOKEN")
-	o.readTokens(getenv)
-	return errors.Join(errs...)
+	return errs
 }
 
 // Validate checks every value and fills the namespace default; errors name the flag.

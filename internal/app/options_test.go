@@ -3,6 +3,7 @@ package app
 import (
 	"bytes"
 	"context"
+	"os"
 	"strings"
 	"testing"
 
@@ -39,6 +40,27 @@ func TestHelpDocumentsEveryFlagAndItsEnvVar(t *testing.T) {
 	}
 }
 
+// The README's configuration table names every flag with its environment variable, and every variable read
+// from the environment only.
+func TestREADMEDocumentsEveryFlagAndItsEnvVar(t *testing.T) {
+	raw, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(raw)
+	for flag, env := range envNames {
+		if !strings.Contains(readme, "| `--"+flag+"` | `"+env+"` |") {
+			t.Errorf("README's configuration table lacks --%s (%s)", flag, env)
+		}
+	}
+	for _, env := range []string{"GITHUB_TOKEN", "GITHUB_APP_ID", "GITHUB_APP_PRIVATE_KEY", "GITHUB_APP_INSTALLATION_ID", "NOTIFY_WEBHOOK_SECRET",
+		"SLACK_WEBHOOK_URL", "TEAMS_WEBHOOK_URL", "GRAFANA_TOKEN", "GITLAB_TOKEN", "GITEA_TOKEN"} {
+		if !strings.Contains(readme, "`"+env+"`") {
+			t.Errorf("README does not explain %s", env)
+		}
+	}
+}
+
 func TestBadValuesExitTwoNamingTheFlag(t *testing.T) {
 	tests := []struct {
 		name string
@@ -61,6 +83,7 @@ func TestBadValuesExitTwoNamingTheFlag(t *testing.T) {
 		{"workers not above concurrency", []string{"--concurrency=8", "--workers=8"}, nil, "--workers 8: must be more than --concurrency"},
 		{"webhook url", []string{"--notify-webhook-url=ftp://secretkeymaterial@hooks.example.com/x"}, nil, "invalid --notify-webhook-url"},
 		{"slack url", nil, map[string]string{"SLACK_WEBHOOK_URL": "hooks.slack.com/services/secretkeymaterial"}, "invalid SLACK_WEBHOOK_URL"},
+		{"negative stuck threshold", []string{"--notify-stuck-after=-1m"}, nil, "invalid --notify-stuck-after -1m0s"},
 		{"grafana without token", []string{"--grafana-url=https://grafana.example.com"}, nil, "--grafana-url needs GRAFANA_TOKEN"},
 		{"pprof addr from env", nil, map[string]string{"PPROF_ADDR": "6060"}, "--pprof-addr"},
 		{"unknown flag", []string{"--nope"}, nil, "unknown flag: --nope"},

@@ -12,6 +12,9 @@ import (
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/tracker"
 )
 
+// programName names the binary: its command, its user agent.
+const programName = "flux-commit-tracker"
+
 // ExitUsage is the exit code for bad flags or environment values.
 const ExitUsage = 2
 
@@ -36,7 +39,7 @@ type Deps struct {
 func NewRootCommand(deps Deps) *cobra.Command {
 	opts := DefaultOptions()
 	cmd := &cobra.Command{
-		Use:   "flux-commit-tracker",
+		Use:   programName,
 		Short: "Record how long each commit takes from commit to applied by Flux, exactly once",
 		Long: `flux-commit-tracker watches Flux Kustomizations and the GitRepositories they use. When Flux applies a
 new revision it finds every commit that revision delivered (first-parent history, from the GitHub compare API for
@@ -69,7 +72,16 @@ the environment: GITHUB_TOKEN, or GITHUB_APP_ID + GITHUB_APP_PRIVATE_KEY (PEM te
 	cmd.SetErr(deps.Stderr)
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	opts.BindFlags(cmd.Flags())
+	cmd.AddCommand(queryCommands(deps)...)
 	return cmd
+}
+
+// queryCommands are the subcommands that read clusters and repositories and answer about commits.
+func queryCommands(deps Deps) []*cobra.Command {
+	return []*cobra.Command{
+		newWhereCommand(deps),
+		newWaitCommand(deps),
+	}
 }
 
 // Run executes the command line and returns the process exit code.
@@ -80,7 +92,10 @@ func Run(ctx context.Context, args []string, deps Deps) int {
 	if err == nil {
 		return 0
 	}
-	_, _ = fmt.Fprintln(deps.Stderr, "flux-commit-tracker:", err)
+	_, _ = fmt.Fprintln(deps.Stderr, programName+":", err)
+	if ee := (exitError{}); errors.As(err, &ee) {
+		return ee.code
+	}
 	var ue usageError
 	if errors.As(err, &ue) {
 		return ExitUsage

@@ -18,6 +18,12 @@ var ErrNotFound = errors.New("not found")
 // ErrTooLarge reports a file over the caller's byte limit.
 var ErrTooLarge = errors.New("file too large")
 
+// ErrAmbiguous reports a SHA prefix that begins more than one commit.
+var ErrAmbiguous = errors.New("ambiguous")
+
+// MinSHAPrefix is the fewest hex digits a SHA prefix may have.
+const MinSHAPrefix = 7
+
 // TimeSource selects which git timestamp is a commit's time.
 type TimeSource string
 
@@ -79,6 +85,26 @@ type Provider interface {
 	Range(ctx context.Context, repo Repository, base, head string) (Range, error)
 	// File returns the content of path at commit sha; ErrNotFound when absent; an error when over maxBytes.
 	File(ctx context.Context, repo Repository, sha, path string, maxBytes int64) ([]byte, error)
+}
+
+// RefResolver is a Provider that can name the commit a branch, tag or SHA prefix points to now.
+type RefResolver interface {
+	// Resolve returns the full SHA of ref: a branch name, a tag name, a full SHA or a SHA prefix (at least 7 hex
+	// digits); ErrNotFound when nothing matches, an error naming the ambiguity when a prefix matches several.
+	Resolve(ctx context.Context, repo Repository, ref string) (string, error)
+}
+
+// IsSHAPrefix reports whether s, in either case, can abbreviate an object name: MinSHAPrefix to 64 hex digits.
+func IsSHAPrefix(s string) bool {
+	if len(s) < MinSHAPrefix || len(s) > 64 {
+		return false
+	}
+	for _, c := range s {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
 }
 
 // CallOutcome classifies one provider lookup for the calls counter.

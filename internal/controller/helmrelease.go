@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"time"
 
 	helmv2 "github.com/fluxcd/helm-controller/api/v2"
 	"github.com/fluxcd/pkg/apis/meta"
@@ -157,64 +156,23 @@ func (r *HelmReleaseReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 	log := r.Logger.With("namespace", hr.Namespace, "kind", flux.KindHelmRelease, "name", hr.Name)
 
-	var d flux.Deployment
-	if key, ok := flux.OCIRepositoryOf(&hr); ok {
-		if !r.OCI {
-			log.DebugContext(ctx, "OCIRepository v1 not served: release not tracked", "source", key.String())
-			return ctrl.Result{}, nil
-		}
-		var src sourcev1.OCIRepository
-		if found, err := r.get(ctx, key, &src, log); !found || err != nil {
-			return ctrl.Result{RequeueAfter: requeueIf(found, err)}, err
-		}
-		d = flux.FromHelmReleaseOCI(&hr, &src)
-	} else {
-		key, ok := flux.HelmChartOf(&hr)
-		if !ok {
-			log.DebugContext(ctx, "chart from a source that names no commit: release not tracked")
-			return ctrl.Result{}, nil
-		}
-		var chart sourcev1.HelmChart
-		if found, err := r.get(ctx, key, &chart, log); !found || err != nil {
-			return ctrl.Result{RequeueAfter: requeueIf(found, err)}, err
-		}
-		if chart.Spec.SourceRef.Kind != sourcev1.GitRepositoryKind {
-			log.DebugContext(ctx, "chart from a source that names no commit: release not tracked", "source_kind", chart.Spec.SourceRef.Kind)
-			return ctrl.Result{}, nil
-		}
-		var src sourcev1.GitRepository
-		srcKey := types.NamespacedName{Namespace: chart.Namespace, Name: chart.Spec.SourceRef.Name}
-		if found, err := r.get(ctx, srcKey, &src, log); !found || err != nil {
-			return ctrl.Result{RequeueAfter: requeueIf(found, err)}, err
-		}
-		d = flux.FromHelmRelease(&hr, &src, &chart)
+	d, err := flux.LoadHelmRelease(ctx, r.Client, &hr, r.OCI)
+	switch {
+	case errors.Is(err, flux.ErrNotTracked):
+		log.DebugContext(ctx, "release not tracked", "reason", err)
+		return ctrl.Result{}, nil
+	case errors.Is(err, flux.ErrSourceMissing):
+		// Its creation re-enqueues the release.
+		log.DebugContext(ctx, "source not found yet", "error", err)
+		return ctrl.Result{RequeueAfter: sourceWait}, nil
+	case err != nil:
+		return ctrl.Result{}, err
 	}
 	if d.Revision == "" && r.Recorded != nil {
 		d.Revision = flux.RecordedHelmReleaseRevision(&hr, r.Recorded(d.UID))
 	}
 
 	return process(ctx, r.Processor, d)
-}
-
-// get reads a source from the cache; a missing one is not an error: its creation re-enqueues the release.
-func (r *HelmReleaseReconciler) get(ctx context.Context, key types.NamespacedName, obj client.Object, log *slog.Logger) (bool, error) {
-	err := r.Client.Get(ctx, key, obj)
-	switch {
-	case err == nil:
-		return true, nil
-	case apierrors.IsNotFound(err):
-		log.DebugContext(ctx, "source not found yet", "source", key.String(), "source_type", fmt.Sprintf("%T", obj))
-		return false, nil
-	}
-	return false, fmt.Errorf("get %T %s: %w", obj, key, err)
-}
-
-// requeueIf returns sourceWait when a source was missing, zero otherwise.
-func requeueIf(found bool, err error) time.Duration {
-	if found || err != nil {
-		return 0
-	}
-	return sourceWait
 }
 
 // forHelmChart enqueues the HelmReleases whose chart a HelmChart builds.

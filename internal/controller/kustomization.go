@@ -4,6 +4,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -11,7 +12,6 @@ import (
 	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
 	"github.com/fluxcd/pkg/apis/meta"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -76,29 +76,16 @@ func (r *KustomizationReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		return ctrl.Result{}, err
 	}
 
-	var src client.Object
-	switch k.Spec.SourceRef.Kind {
-	case sourcev1.GitRepositoryKind:
-		src = &sourcev1.GitRepository{}
-	case sourcev1.OCIRepositoryKind:
-		src = &sourcev1.OCIRepository{}
+	d, err := flux.LoadKustomization(ctx, r.Client, &k)
+	if errors.Is(err, flux.ErrSourceMissing) {
+		// Not ready is not an error: the source event re-enqueues this object too.
+		r.Logger.DebugContext(ctx, "source not found yet", "namespace", k.Namespace, "name", k.Name, "error", err)
+		return ctrl.Result{RequeueAfter: sourceWait}, nil
 	}
-	if src != nil {
-		key := types.NamespacedName{Namespace: k.Spec.SourceRef.Namespace, Name: k.Spec.SourceRef.Name}
-		if key.Namespace == "" {
-			key.Namespace = k.Namespace
-		}
-		if err := r.Client.Get(ctx, key, src); err != nil {
-			if apierrors.IsNotFound(err) {
-				// Not ready is not an error: the source event re-enqueues this object too.
-				r.Logger.DebugContext(ctx, "source not found yet", "namespace", k.Namespace, "name", k.Name, "source", key.String())
-				return ctrl.Result{RequeueAfter: sourceWait}, nil
-			}
-			return ctrl.Result{}, fmt.Errorf("get %s %s: %w", k.Spec.SourceRef.Kind, key, err)
-		}
+	if err != nil {
+		return ctrl.Result{}, err
 	}
-
-	return process(ctx, r.Processor, flux.FromKustomization(&k, src))
+	return process(ctx, r.Processor, d)
 }
 
 // forSource enqueues the Kustomizations that use a source of kind.

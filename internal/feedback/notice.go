@@ -146,6 +146,9 @@ func (s *Syncer) applied(n notice) []string {
 		o.failing = false
 	}
 	if n.Revision != "" {
+		if n.Revision == o.applied {
+			o.noticeBy = time.Time{} // the notice its rollout waited for
+		}
 		o.applied = n.Revision
 	}
 	ids := make([]string, 0, len(n.Commits))

@@ -36,6 +36,9 @@ type object struct {
 	pendingKnown bool
 	failing      bool
 	attempted    string // digest of the revision it fails on
+	// noticeBy is set when a rollout showed it applying a new revision before that apply's notice came: until
+	// then the commits the revision holds wait for the notice, which brings their times, rather than show twice.
+	noticeBy time.Time
 }
 
 // pendingState is pending or failing for a commit in o.pending: failing up to the attempted revision.
@@ -61,6 +64,8 @@ const (
 	statePending
 	stateFailing
 	stateApplied
+	// stateAwaiting is applied, as the object's rollout says, with the apply's notice still due (noticeBy).
+	stateAwaiting
 )
 
 // appliedAt is when one object's source fetched and the object applied a commit.
@@ -93,8 +98,8 @@ func repoKey(r commits.Repository) string {
 	return strings.ToLower(r.String())
 }
 
-// objectState is commit c's state in object o (see state); at holds its times when it is known applied.
-func objectState(o *object, c *commitState) (state, appliedAt) {
+// objectState is commit c's state in object o at now (see state); at holds its times when it is known applied.
+func objectState(o *object, c *commitState, now time.Time) (state, appliedAt) {
 	if o.repo != c.repo {
 		return stateUnknown, appliedAt{}
 	}
@@ -106,7 +111,17 @@ func objectState(o *object, c *commitState) (state, appliedAt) {
 	}
 	if o.pendingKnown && (c.in[o.source] || c.in[o.applied]) {
 		// Its source holds a revision containing the commit, and the commit does not wait: it is applied.
+		if now.Before(o.noticeBy) {
+			return stateAwaiting, appliedAt{}
+		}
 		return stateApplied, appliedAt{}
+	}
+	if !o.pendingKnown && o.source != o.applied && c.in[o.source] && !c.in[o.applied] {
+		// Its source fetched a revision containing the commit, which its pending commits, not listed, would hold.
+		if o.failing && c.in[o.attempted] {
+			return stateFailing, appliedAt{}
+		}
+		return statePending, appliedAt{}
 	}
 	return stateUnknown, appliedAt{}
 }

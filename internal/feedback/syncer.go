@@ -96,6 +96,8 @@ type postedStatus struct {
 	status forge.Status
 	posts  int
 	at     time.Time
+	// unsure is set after a post that failed: the forge may have stored it all the same.
+	unsure bool
 }
 
 type deployment struct {
@@ -206,8 +208,13 @@ func (s *Syncer) ObserveRollout(_ context.Context, r tracker.Rollout) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.repos[repo] = repository{repo: r.Repository, forge: r.Forge}
+	_, known := s.objects[key]
 	o := s.setObject(key, repo)
 	s.touchRepo(repo, now) // what the object counts as changes for every followed commit of the repository
+	if known && r.Applied != "" && r.Applied != o.applied {
+		// The tracker sees an apply before it stores the apply's notice: wait for it a little.
+		o.noticeBy = now.Add(s.opts.Settle)
+	}
 	o.applied, o.source, o.pendingKnown = r.Applied, r.Source, r.PendingKnown
 	o.failing, o.attempted = !r.FailingSince.IsZero(), r.Attempted
 	o.pending = o.pending[:0]
@@ -316,10 +323,17 @@ func (s *Syncer) desired(id string) []wanted {
 	vars := map[string]string{cluster: s.opts.Cluster}
 	link := render(s.opts.TargetURL, map[string]string{"sha": c.sha, cluster: s.opts.Cluster,
 		"trace_id": telemetry.CommitTraceID(redact.URL(repo.repo.String()), c.sha).String()})
+	now := s.opts.Clock.Now()
+	for _, o := range objects {
+		if st, _ := objectState(o, c, now); st == stateAwaiting {
+			s.markDirty(id, o.noticeBy) // nothing shows until the notice, with the times, came or had its time
+			return nil
+		}
+	}
 	var out []wanted
 	if s.opts.Scope == ScopeObject {
 		for _, o := range objects {
-			st, at := objectState(o, c)
+			st, at := objectState(o, c, now)
 			if st == stateUnknown {
 				continue
 			}
@@ -333,7 +347,7 @@ func (s *Syncer) desired(id string) []wanted {
 	}
 	t := tally{committed: c.committed}
 	for _, o := range objects {
-		if st, at := objectState(o, c); st != stateUnknown {
+		if st, at := objectState(o, c, now); st != stateUnknown {
 			t.add(o, st, at)
 		}
 	}
@@ -351,10 +365,10 @@ func (s *Syncer) desired(id string) []wanted {
 	return out
 }
 
-// settled reports whether commit id shows what it should and holds nothing back: it may be forgotten later.
-func (s *Syncer) settled(c *commitState) bool {
+// settled reports whether commit id shows what it should and holds nothing back at now: it may be forgotten later.
+func (s *Syncer) settled(c *commitState, now time.Time) bool {
 	for _, o := range s.byRepo[c.repo] {
-		if st, _ := objectState(o, c); st == statePending || st == stateFailing {
+		if st, _ := objectState(o, c, now); st == statePending || st == stateFailing || st == stateAwaiting {
 			return false
 		}
 	}
@@ -450,7 +464,7 @@ func (s *Syncer) retryLater(id string, err error) {
 func (s *Syncer) forgetSettled(now time.Time) []string {
 	var settled []*commitState
 	for id, c := range s.commits {
-		if _, due := s.dirty[id]; !due && s.settled(c) {
+		if _, due := s.dirty[id]; !due && s.settled(c, now) {
 			settled = append(settled, c)
 		}
 	}
@@ -510,7 +524,7 @@ func (s *Syncer) sync(ctx context.Context, id string) error {
 func (s *Syncer) postStatus(ctx context.Context, w wanted) error {
 	key := w.id + "\x00" + w.status.Context
 	last, known := s.posted[key]
-	if known && last.status == w.status {
+	if known && !last.unsure && last.status == w.status {
 		return nil
 	}
 	st, kind, found, err := s.opts.Forges.For(w.repo.repo, w.repo.forge)
@@ -519,22 +533,23 @@ func (s *Syncer) postStatus(ctx context.Context, w wanted) error {
 		return nil
 	}
 	now := s.opts.Clock.Now()
-	if known && last.status.State == w.status.State && now.Sub(last.at) < s.opts.Settle {
+	if known && !last.unsure && last.status.State == w.status.State && now.Sub(last.at) < s.opts.Settle {
 		s.mu.Lock()
 		s.markDirty(w.id, last.at.Add(s.opts.Settle))
 		s.mu.Unlock()
 		return nil // only the numbers changed: joined with what else changes within Settle
 	}
-	if !known {
+	if !known || last.unsure {
 		latest, has, err := st.Latest(ctx, w.repo.repo, w.sha, w.status.Context)
 		if err != nil {
 			s.opts.OnPost(ctx, forge.PostStatus, forge.ResultError)
 			return fmt.Errorf("read status %s of %s in %s: %w", w.status.Context, revision.Short(w.sha), redact.URL(w.repo.repo.String()), err)
 		}
-		if has && latest.State == w.status.State {
-			// Shown already, by this process before a restart or by another replica; a new process may know
-			// fewer times or objects than the one that posted, so the numbers alone do not make a new post.
-			s.posted[key] = postedStatus{status: latest, at: now}
+		// Shown already, by this process before a restart or by another replica; a new process may know
+		// fewer times or objects than the one that posted, so the numbers alone do not make a new post. After
+		// a failed post, only that very status counts as shown.
+		if has && (latest == w.status || (!known && latest.State == w.status.State)) {
+			s.posted[key] = postedStatus{status: latest, posts: last.posts, at: now}
 			s.opts.OnPost(ctx, forge.PostStatus, forge.ResultUnchanged)
 			return nil
 		}
@@ -553,6 +568,10 @@ func (s *Syncer) postStatus(ctx context.Context, w wanted) error {
 			s.posted[key] = postedStatus{status: w.status, posts: last.posts + 1, at: now} // not tried again until it changes
 			s.refuse(ctx, w.repo, kind, err)
 			return nil
+		}
+		if known {
+			// It may be stored all the same (an answer lost on the way): what the forge shows is read before the next try.
+			s.posted[key] = postedStatus{status: last.status, posts: last.posts, at: last.at, unsure: true}
 		}
 		s.opts.OnPost(ctx, forge.PostStatus, forge.ResultError)
 		return fmt.Errorf("post status %s on %s in %s: %w", w.status.Context, revision.Short(w.sha), redact.URL(w.repo.repo.String()), err)
@@ -621,6 +640,7 @@ func (s *Syncer) deploy(ctx context.Context, w wanted) error {
 		return nil
 	}
 	if err := s.opts.Deployments.SetState(ctx, w.repo.repo, dep.id, state, w.status.Description, w.status.TargetURL); err != nil {
+		delete(s.deployed, key) // it may be stored all the same: the next try reads the deployment's state first
 		s.opts.OnPost(ctx, forge.PostDeployment, forge.ResultError)
 		return fmt.Errorf("set deployment %d in %s to %s: %w", dep.id, repoName, state, err)
 	}

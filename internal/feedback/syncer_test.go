@@ -26,6 +26,8 @@ type memForge struct {
 	reads       int
 	deployments []*memDeployment
 	failPosts   int
+	// lostAnswers are posts stored whose answer never reaches the poster, as a gateway's 502 after the store.
+	lostAnswers int
 }
 
 type post struct {
@@ -58,6 +60,10 @@ func (f *memForge) Post(_ context.Context, _ commits.Repository, sha string, s f
 		return fmt.Errorf("answered 502 Bad Gateway")
 	}
 	f.posts = append(f.posts, post{sha, s})
+	if f.lostAnswers > 0 {
+		f.lostAnswers--
+		return fmt.Errorf("answered 502 Bad Gateway")
+	}
 	return nil
 }
 
@@ -94,6 +100,10 @@ func (f *memForge) SetState(_ context.Context, _ commits.Repository, id int64, s
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.deployments[id-1].states = append(f.deployments[id-1].states, state)
+	if f.lostAnswers > 0 {
+		f.lostAnswers--
+		return fmt.Errorf("answered 502 Bad Gateway")
+	}
 	return nil
 }
 
@@ -414,5 +424,114 @@ func TestTemplatesAreChecked(t *testing.T) {
 		if (err == nil) != c.ok {
 			t.Errorf("ValidateTemplates(%q, %q, %q, %q) = %v, want ok %v", c.scope, c.ctx, c.url, c.env, err, c.ok)
 		}
+	}
+}
+
+// The tracker sees an object up to date before it stores that apply's notice: the success waits for the notice
+// and its times, and is posted once.
+func TestRolloutAheadOfItsNoticePostsOneSuccess(t *testing.T) {
+	x := newFixture(t, &memForge{}, nil)
+	x.rollout("a", 0, 1, 1, 0)
+	x.pass(time.Second)
+	x.clock.Step(time.Minute)
+	x.rollout("a", 1, 0, 1, 0) // up to date at 1, its notice not delivered yet
+	x.pass(time.Second)
+	fetched, applied := x.clock.Now().Add(-time.Minute), x.clock.Now()
+	if err := x.applied("a", 1); err != nil {
+		t.Fatal(err)
+	}
+	x.pass(10 * time.Second)
+	committed := t0.Add(time.Minute)
+	equal(t, "commit 1", x.forge.history(sha(1), "flux/prod-eu"), []string{
+		"pending: applied on 0/1, 1 pending",
+		"success: applied on 1/1 in " + latency.Human(applied.Sub(committed)) + " (fetch " + latency.Human(fetched.Sub(committed)) + ")",
+	})
+}
+
+// The fix of a failing commit, seen applied before its notice: the failing commit goes from failure to success
+// in one post, never through pending or a success without times.
+func TestFixSeenBeforeItsNoticeGoesFromFailureToSuccess(t *testing.T) {
+	x := newFixture(t, &memForge{}, nil)
+	x.rollout("a", 0, 1, 1, 1) // a fails on 1
+	x.pass(time.Second)
+	x.rollout("a", 0, 1, 2, 1) // the fix, 2, is fetched
+	x.pass(time.Second)
+	x.rollout("a", 2, 0, 2, 0) // up to date at 2, its notice not delivered yet
+	x.pass(time.Second)
+	if err := x.applied("a", 2); err != nil {
+		t.Fatal(err)
+	}
+	x.pass(10 * time.Second)
+	equal(t, "failing commit", statesOf(x.forge.history(sha(1), "flux/prod-eu")), []string{"failure", "success"})
+	equal(t, "fix", statesOf(x.forge.history(sha(2), "flux/prod-eu")), []string{"pending", "success"})
+	for _, n := range []int{1, 2} {
+		if h := x.forge.history(sha(n), "flux/prod-eu"); !strings.Contains(h[len(h)-1], " in ") {
+			t.Errorf("commit %d's success %q holds no times", n, h[len(h)-1])
+		}
+	}
+}
+
+// An apply that makes no notice (nothing recorded: a first sight, a roll-forward to the mark) still shows once
+// its notice had its time to come.
+func TestApplyWithoutANoticeSucceedsAfterTheWait(t *testing.T) {
+	x := newFixture(t, &memForge{}, nil)
+	x.rollout("a", 0, 1, 1, 0)
+	x.pass(time.Second)
+	x.rollout("a", 1, 0, 1, 0)
+	x.pass(time.Second)
+	equal(t, "before the wait ends", x.forge.history(sha(1), "flux/prod-eu"), []string{"pending: applied on 0/1, 1 pending"})
+	x.pass(5 * time.Second)
+	equal(t, "after it", x.forge.history(sha(1), "flux/prod-eu"), []string{"pending: applied on 0/1, 1 pending", "success: applied on 1/1"})
+}
+
+// A post the forge stored but whose answer was lost is not posted again: the retry reads what the forge shows.
+func TestPostStoredButNotAnsweredIsNotPostedAgain(t *testing.T) {
+	f := &memForge{}
+	x := newFixture(t, f, func(o *Options) { o.Deployments = f })
+	x.rollout("a", 0, 1, 1, 0)
+	x.pass(time.Second)
+	f.mu.Lock()
+	f.lostAnswers = 2 // the success and the deployment's success
+	f.mu.Unlock()
+	if err := x.applied("a", 1); err == nil {
+		t.Fatal("a notice whose posts were not answered was taken as done")
+	}
+	x.pass(15 * time.Second) // the retry
+	if err := x.applied("a", 1); err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "commit 1", statesOf(x.forge.history(sha(1), "flux/prod-eu")), []string{"pending", "success"})
+	if len(f.deployments) != 1 || fmt.Sprint(f.deployments[0].states) != "[in_progress success]" {
+		t.Errorf("deployments %d, states %v; want 1, [in_progress success]", len(f.deployments), f.deployments[0].states)
+	}
+}
+
+// An object whose pending commits could not be listed (a busy or failing provider) still holds back a commit its
+// source fetched: the commit is not a success before that object applied it.
+func TestObjectWithUnlistedPendingCommitsHoldsTheSuccessBack(t *testing.T) {
+	x := newFixture(t, &memForge{}, nil)
+	for _, name := range []string{"a", "b", "c"} {
+		x.rollout(name, 0, 0, 0, 0)
+	}
+	x.rollout("a", 0, 1, 1, 0)
+	x.s.ObserveRollout(context.Background(), tracker.Rollout{Object: telemetry.ObjectAttributes{Kind: "Kustomization", Namespace: "apps", Name: "b"},
+		Repository: repo, Applied: sha(0), Source: sha(1)}) // fetched 1, its commits not listed
+	x.rollout("c", 0, 1, 1, 0)
+	x.pass(time.Second)
+	for _, name := range []string{"a", "c"} {
+		if err := x.applied(name, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	x.pass(10 * time.Second)
+	h := x.forge.history(sha(1), "flux/prod-eu")
+	if last := h[len(h)-1]; last != "pending: applied on 2/3, 1 pending" {
+		t.Fatalf("commit 1 while b has not applied it: %q, want it pending on b", h)
+	}
+	if err := x.applied("b", 1); err != nil {
+		t.Fatal(err)
+	}
+	if h := x.forge.history(sha(1), "flux/prod-eu"); !strings.HasPrefix(h[len(h)-1], "success: applied on 3/3") {
+		t.Errorf("commit 1 once b applied it: %q", h)
 	}
 }

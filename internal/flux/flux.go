@@ -82,6 +82,8 @@ type Deployment struct {
 	// Ready=False on an attempted revision it has not applied, zero when it is not failing.
 	AttemptedRevision string
 	FailingSince      time.Time
+	// Message is the Ready condition's message: what Flux says of the last attempt.
+	Message string
 }
 
 // GitRef is the reference a GitRepository follows (spec.ref); each field may be empty.
@@ -164,11 +166,20 @@ func FromKustomization(k *kustomizev1.Kustomization, src client.Object) Deployme
 	d.Applied = AppliedTime(k.Status.Conditions, k.Status.LastAppliedRevision)
 	d.WaitsForHealth = k.Spec.Wait || len(k.Spec.HealthChecks) > 0
 	d.AttemptedRevision = k.Status.LastAttemptedRevision
+	d.Message = readyMessage(k.Status.Conditions)
 	if ready := apimeta.FindStatusCondition(k.Status.Conditions, meta.ReadyCondition); ready != nil &&
 		ready.Status == metav1.ConditionFalse && d.AttemptedRevision != "" && !sameCommit(d.AttemptedRevision, k.Status.LastAppliedRevision) {
 		d.FailingSince = ready.LastTransitionTime.Time
 	}
 	return d
+}
+
+// readyMessage is the Ready condition's message, empty without one.
+func readyMessage(conditions []metav1.Condition) string {
+	if ready := apimeta.FindStatusCondition(conditions, meta.ReadyCondition); ready != nil {
+		return ready.Message
+	}
+	return ""
 }
 
 // fromOCIRepository fills d from an OCIRepository: the repository and commit come from the artifact's

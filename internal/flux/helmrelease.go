@@ -192,6 +192,7 @@ func finishHelmRelease(d *Deployment, hr *helmv2.HelmRelease, rel *helmv2.Snapsh
 		d.Applied = ReleaseAppliedTime(hr.Status.Conditions, rel)
 	}
 	attempted := hr.Status.LastAttemptedRevision
+	d.Message = readyMessage(hr.Status.Conditions)
 	if ready := apimeta.FindStatusCondition(hr.Status.Conditions, meta.ReadyCondition); ready != nil &&
 		ready.Status == metav1.ConditionFalse && attempted != "" && (rel == nil || rel.ChartVersion != attempted) {
 		d.FailingSince = ready.LastTransitionTime.Time

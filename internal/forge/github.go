@@ -12,6 +12,7 @@ import (
 	"time"
 
 	gh "github.com/google/go-github/v88/github"
+	"github.com/hashicorp/go-retryablehttp"
 
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/outbox"
@@ -61,7 +62,9 @@ type Deployments interface {
 
 // GitHub posts and reads GitHub commit statuses and deployments. It is safe for concurrent use.
 type GitHub struct {
-	client  *gh.Client
+	client *gh.Client
+	// writer sends the writes: through client's transport below its retries, when it has them.
+	writer  *gh.Client
 	gate    *gate
 	timeout time.Duration
 }
@@ -71,19 +74,33 @@ var (
 	_ Deployments = (*GitHub)(nil)
 )
 
-// NewGitHub returns a GitHub forge calling through client, whose answers it reads capped at 1 MiB.
+// NewGitHub returns a GitHub forge calling through client, whose answers it reads capped at 1 MiB. Writes are
+// sent once: a create that GitHub stored but answered 5xx, or whose answer was lost, would be stored again by a
+// retry, so client's retries (go-retryablehttp's, as the commit provider's client has) are left to the reads.
 func NewGitHub(client *gh.Client, opts Options) *GitHub {
 	o := opts.withDefaults()
-	if client != nil {
-		rt := client.Client().Transport
-		if rt == nil {
-			rt = http.DefaultTransport
-		}
-		if capped, err := client.Clone(gh.WithTransport(capTransport{next: rt})); err == nil {
-			client = capped
-		}
+	g := &GitHub{gate: newGate(o), timeout: o.Timeout}
+	if client == nil {
+		return g
 	}
-	return &GitHub{client: client, gate: newGate(o), timeout: o.Timeout}
+	rt := client.Client().Transport
+	if rt == nil {
+		rt = http.DefaultTransport
+	}
+	g.client = capped(client, rt)
+	g.writer = g.client
+	if r, ok := rt.(*retryablehttp.RoundTripper); ok && r.Client != nil && r.Client.HTTPClient != nil && r.Client.HTTPClient.Transport != nil {
+		g.writer = capped(client, r.Client.HTTPClient.Transport)
+	}
+	return g
+}
+
+// capped is client sending through rt, its answers capped.
+func capped(client *gh.Client, rt http.RoundTripper) *gh.Client {
+	if c, err := client.Clone(gh.WithTransport(capTransport{next: rt})); err == nil {
+		return c
+	}
+	return client
 }
 
 // capTransport fails reads of an answer past maxBody with ErrBadResponse.
@@ -223,7 +240,7 @@ func (g *GitHub) Post(ctx context.Context, repo commits.Repository, sha string, 
 		st.TargetURL = gh.Ptr(s.TargetURL)
 	}
 	return g.gate.write(ctx, "github: "+what, func() error {
-		created, _, err := g.client.Repositories.CreateStatus(ctx, repo.Owner, repo.Name, sha, st)
+		created, _, err := g.writer.Repositories.CreateStatus(ctx, repo.Owner, repo.Name, sha, st)
 		if err != nil {
 			return g.apiError(ctx, what, err)
 		}
@@ -320,7 +337,7 @@ func (g *GitHub) Create(ctx context.Context, repo commits.Repository, d Deployme
 	}
 	var out Deployment
 	err = g.gate.write(ctx, "github: "+what, func() error {
-		created, _, err := g.client.Repositories.CreateDeployment(ctx, repo.Owner, repo.Name, req)
+		created, _, err := g.writer.Repositories.CreateDeployment(ctx, repo.Owner, repo.Name, req)
 		if err != nil {
 			return g.apiError(ctx, what, err)
 		}
@@ -376,7 +393,7 @@ func (g *GitHub) SetState(ctx context.Context, repo commits.Repository, id int64
 		req.LogURL = gh.Ptr(logURL)
 	}
 	return g.gate.write(ctx, "github: "+what, func() error {
-		created, _, err := g.client.Repositories.CreateDeploymentStatus(ctx, repo.Owner, repo.Name, id, req)
+		created, _, err := g.writer.Repositories.CreateDeploymentStatus(ctx, repo.Owner, repo.Name, id, req)
 		if err != nil {
 			return g.apiError(ctx, what, err)
 		}

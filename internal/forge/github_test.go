@@ -6,7 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	neturl "net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -242,5 +246,66 @@ func TestGitHubDeployments(t *testing.T) {
 		if _, _, err := c.Find(ctx, githubRepo, sha1, "staging"); !errors.Is(err, commits.ErrBadResponse) {
 			t.Errorf("Find with body %q: %v, want ErrBadResponse", body, err)
 		}
+	}
+}
+
+// storedBut502 forwards every request to srv and answers a write's with 502, as a gateway that gave up on an
+// answer GitHub went on to store; it counts the requests.
+func storedBut502(t *testing.T, srv *githubtest.Server) (url string, requests func(method string) int) {
+	t.Helper()
+	target, err := neturl.Parse(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var mu sync.Mutex
+	counts := map[string]int{}
+	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		counts[r.Method]++
+		mu.Unlock()
+		if r.Method != http.MethodPost {
+			proxy.ServeHTTP(w, r)
+			return
+		}
+		proxy.ServeHTTP(httptest.NewRecorder(), r)
+		w.WriteHeader(http.StatusBadGateway)
+	}))
+	t.Cleanup(gw.Close)
+	return gw.URL + "/", func(method string) int { mu.Lock(); defer mu.Unlock(); return counts[method] }
+}
+
+// Through the commit provider's client with its retries on, a write is sent once: a retry of a create GitHub
+// stored would store it again. Reads are still retried.
+func TestGitHubWritesAreSentOnce(t *testing.T) {
+	ctx := context.Background()
+	srv := githubtest.NewServer()
+	defer srv.Close()
+	url, requests := storedBut502(t, srv)
+	p, err := github.New(github.Options{BaseURL: url, Token: githubToken, RetryWaitMin: time.Millisecond, RetryWaitMax: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := forge.NewGitHub(p.Client(), forge.Options{WriteInterval: time.Nanosecond})
+	if err := c.Post(ctx, githubRepo, sha1, forge.Status{State: forge.StatePending, Context: "flux/prod"}); err == nil || errors.Is(err, outbox.ErrRefused) {
+		t.Fatalf("Post answered 502: error %v, want one to retry later", err)
+	}
+	if _, err := c.Create(ctx, githubRepo, forge.Deployment{SHA: sha1, Environment: "prod"}); err == nil {
+		t.Fatal("Create answered 502: no error")
+	}
+	deps := srv.RepoDeployments("org", "app")
+	if len(deps) != 1 {
+		t.Fatalf("%d deployments stored, want 1", len(deps))
+	}
+	if err := c.SetState(ctx, githubRepo, deps[0].ID, forge.DeploymentSuccess, "done", ""); err == nil {
+		t.Fatal("SetState answered 502: no error")
+	}
+	statuses := len(srv.RepoDeployments("org", "app")[0].Statuses)
+	if got := len(srv.CommitStatuses("org", "app", sha1)); got != 1 || statuses != 1 || requests(http.MethodPost) != 3 {
+		t.Fatalf("%d statuses and %d deployment statuses stored in %d POSTs, want 1 and 1 in 3", got, statuses, requests(http.MethodPost))
+	}
+	srv.FailNext(1, http.StatusServiceUnavailable)
+	if got, found, err := c.Latest(ctx, githubRepo, sha1, "flux/prod"); err != nil || !found || got.State != forge.StatePending {
+		t.Fatalf("Latest after a 503 = %+v, %v, %v; want the pending status, read on a retry", got, found, err)
 	}
 }

@@ -19,6 +19,11 @@ type wireEntry struct {
 	// T is UpdatedAt in Unix seconds, absent for the zero time.
 	T *int64 `json:"t,omitempty"`
 	W string `json:"w,omitempty"`
+	// U is the stuck revision, V its start in Unix seconds.
+	U string `json:"u,omitempty"`
+	V *int64 `json:"v,omitempty"`
+	// H are the applies, each [digest, Unix seconds].
+	H []wireApply `json:"h,omitempty"`
 
 	Kind      string     `json:"kind,omitempty"`
 	Namespace string     `json:"namespace,omitempty"`
@@ -33,13 +38,13 @@ type wireEntry struct {
 // MarshalJSON writes the compact form: one-letter keys, the mark only when it is not the revision, the time in
 // Unix seconds.
 func (e Entry) MarshalJSON() ([]byte, error) {
-	w := wireEntry{K: e.Kind, S: e.Namespace, N: e.Name, R: e.Revision, X: e.Export, W: e.Writer}
+	w := wireEntry{K: e.Kind, S: e.Namespace, N: e.Name, R: e.Revision, X: e.Export, W: e.Writer, U: e.Stuck}
 	if e.Recorded != e.Revision {
 		w.M = e.Recorded
 	}
-	if !e.UpdatedAt.IsZero() {
-		t := e.UpdatedAt.Unix()
-		w.T = &t
+	w.T, w.V = unixOrNil(e.UpdatedAt), unixOrNil(e.StuckSince)
+	for _, a := range e.Applies {
+		w.H = append(w.H, wireApply{a.Digest, a.At.Unix()})
 	}
 	return json.Marshal(w)
 }
@@ -53,7 +58,15 @@ func (e *Entry) UnmarshalJSON(data []byte) error {
 	*e = Entry{
 		Kind: first(w.K, w.Kind), Namespace: first(w.S, w.Namespace), Name: first(w.N, w.Name),
 		Revision: first(w.R, w.Revision), Recorded: first(w.M, w.Recorded), Export: first(w.X, w.Export),
-		Writer: first(w.W, w.Writer),
+		Writer: first(w.W, w.Writer), Stuck: w.U,
+	}
+	if w.V != nil {
+		e.StuckSince = time.Unix(*w.V, 0).UTC()
+	}
+	for _, a := range w.H[max(0, len(w.H)-MaxApplies):] {
+		if a.Digest != "" {
+			e.Applies = append(e.Applies, Apply{Digest: a.Digest, At: time.Unix(a.At, 0).UTC()})
+		}
 	}
 	switch {
 	case w.T != nil:
@@ -62,6 +75,40 @@ func (e *Entry) UnmarshalJSON(data []byte) error {
 		e.UpdatedAt = *w.UpdatedAt
 	}
 	return nil
+}
+
+// wireApply is an Apply as stored: a two-element array.
+type wireApply struct {
+	Digest string
+	At     int64
+}
+
+func (a wireApply) MarshalJSON() ([]byte, error) { return json.Marshal([]any{a.Digest, a.At}) }
+
+func (a *wireApply) UnmarshalJSON(data []byte) error {
+	var pair []json.RawMessage
+	if err := json.Unmarshal(data, &pair); err != nil {
+		return err
+	}
+	if len(pair) != 2 {
+		return fmt.Errorf("apply has %d fields, want 2", len(pair))
+	}
+	if err := json.Unmarshal(pair[0], &a.Digest); err != nil {
+		return fmt.Errorf("apply digest: %w", err)
+	}
+	if err := json.Unmarshal(pair[1], &a.At); err != nil {
+		return fmt.Errorf("apply time: %w", err)
+	}
+	return nil
+}
+
+// unixOrNil is t in Unix seconds, nil for the zero time.
+func unixOrNil(t time.Time) *int64 {
+	if t.IsZero() {
+		return nil
+	}
+	u := t.Unix()
+	return &u
 }
 
 // first returns a unless it is empty, else b.

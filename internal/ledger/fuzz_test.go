@@ -9,6 +9,10 @@ import (
 func FuzzDecode(f *testing.F) {
 	f.Add(`{"kind":"Kustomization","namespace":"a","name":"b","revision":"main@sha1:0123","recorded":"main@sha1:0123","updatedAt":"2026-11-01T12:00:00Z"}`)
 	f.Add(`{"k":"Kustomization","s":"a","n":"b","r":"main@sha1:0123","m":"main@sha1:4567","x":"sha256:00","t":1793534400,"w":"0123456789ab"}`)
+	f.Add(`{"k":"Kustomization","n":"b","r":"main@sha1:0123","u":"main@sha1:4567","v":1793534400}`)
+	f.Add(`{"k":"K","n":"b","r":"x","u":1,"v":"soon"}`)
+	f.Add(`{"k":"K","n":"b","r":"main@sha1:0123","h":[["0123",1793534400],["4567",1793534460]]}`)
+	f.Add(`{"k":"K","n":"b","r":"x","h":[["a"],[1,2],null,["b","c"]]}`)
 	f.Add(`{"k":"HelmRelease","n":"b","r":"1.2.3","kind":"Kustomization","t":-62135596800}`)
 	f.Add(`{"k":"K","n":"b","r":"x","t":1e400}`)
 	f.Add(`null`)

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -36,6 +37,29 @@ type Entry struct {
 	// Writer identifies the process that wrote the entry, so a write that landed though its answer was lost
 	// (an apiserver restart) is known as its own and not decided again.
 	Writer string
+	// Stuck is the revision the object was announced stuck on (waiting or failing since StuckSince, stored to
+	// the second); empty when it is not. It makes the stuck notice once per episode, and the recovered one.
+	Stuck      string
+	StuckSince time.Time
+	// Applies are the object's last applies of a new revision, oldest first, at most MaxApplies: when each
+	// revision (its digest) was applied, stored to the second, for telling when a commit was.
+	Applies []Apply
+}
+
+// Apply is one apply of a new revision: its digest and when Flux applied it.
+type Apply struct {
+	Digest string
+	At     time.Time
+}
+
+// MaxApplies bounds the applies an entry keeps.
+const MaxApplies = 10
+
+// WithApply returns applies with a (at to the second) added last, the oldest dropped past MaxApplies.
+func WithApply(applies []Apply, a Apply) []Apply {
+	a.At = a.At.UTC().Truncate(time.Second)
+	out := append(slices.Clone(applies), a)
+	return out[max(0, len(out)-MaxApplies):]
 }
 
 // Mark returns the high-water mark: the furthest revision recorded.
@@ -51,10 +75,12 @@ func (e Entry) Equal(o Entry) bool {
 	return e.SameCheckpoint(o) && e.UpdatedAt.Equal(o.UpdatedAt) && e.Writer == o.Writer
 }
 
-// SameCheckpoint reports whether two entries hold the same revisions and export, whenever and by whom written.
+// SameCheckpoint reports whether two entries hold the same revisions, export, stuck episode and applies, whenever
+// and by whom written.
 func (e Entry) SameCheckpoint(o Entry) bool {
 	return e.Kind == o.Kind && e.Namespace == o.Namespace && e.Name == o.Name && e.Revision == o.Revision &&
-		e.Mark() == o.Mark() && e.Export == o.Export
+		e.Mark() == o.Mark() && e.Export == o.Export && e.Stuck == o.Stuck && e.StuckSince.Equal(o.StuckSince) &&
+		slices.EqualFunc(e.Applies, o.Applies, func(a, b Apply) bool { return a.Digest == b.Digest && a.At.Equal(b.At) })
 }
 
 // NewWriterID returns a random identity for one ledger-writing process.

@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 // Load reads every shard by name (the tracker may get only its own ConfigMaps); a missing shard is empty. An
@@ -114,4 +115,25 @@ func (l *ConfigMaps) commitEach(ctx context.Context, byShard map[string][]*op, f
 		})
 	}
 	return g.Wait()
+}
+
+// Read lists the ledger's shards in namespace (by their label, in one call) and returns the entries by UID,
+// without writing: for readers that are not the tracker. Keys that do not decode are skipped.
+func Read(ctx context.Context, r client.Reader, namespace string) (map[string]Entry, error) {
+	var cms corev1.ConfigMapList
+	if err := r.List(ctx, &cms, client.InNamespace(namespace), client.MatchingLabels{LabelKey: labelVal}); err != nil {
+		return nil, fmt.Errorf("ledger: list shards in %s: %w", namespace, err)
+	}
+	entries := map[string]Entry{}
+	for _, cm := range cms.Items {
+		for uid, raw := range cm.Data {
+			if isItemKey(uid) {
+				continue
+			}
+			if e, ok, err := decode(raw); ok && err == nil {
+				entries[uid] = e
+			}
+		}
+	}
+	return entries, nil
 }

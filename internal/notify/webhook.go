@@ -1,5 +1,6 @@
-// Package notify turns the tracker's Records into notices for people and their tools, delivered from the
-// ledger's outbox: a generic signed webhook, Slack incoming webhooks and Microsoft Teams workflow webhooks.
+// Package notify turns the tracker's Records and stuck rollouts into notices for people and their tools,
+// delivered from the ledger's outbox: a generic signed webhook, Slack incoming webhooks, Microsoft Teams workflow
+// webhooks and Grafana annotations.
 package notify
 
 import (
@@ -73,7 +74,7 @@ const (
 	KindTeams   = outbox.SinkTeams   // a Microsoft Teams workflow webhook message (an Adaptive Card)
 )
 
-// Webhook posts a notice of every landed apply to URL, in the form its Kind reads.
+// Webhook posts a notice of every landed apply, and of stuck and recovered rollouts, to URL, in the form its Kind reads.
 type Webhook struct {
 	// Kind is KindWebhook (the default), KindSlack or KindTeams.
 	Kind string
@@ -110,15 +111,21 @@ func (w *Webhook) Notice(r tracker.Record) (json.RawMessage, bool, error) {
 		p.Commits = append(p.Commits, LandedCommit{SHA: c.SHA, Committed: c.Committed.UTC(), ReconcileSeconds: reconcile.Duration.Seconds(),
 			E2ESeconds: e2e.Seconds(), UpstreamCommits: len(c.Upstream)})
 	}
+	return w.body(p, func(code string) string { return summary(p, code) })
+}
+
+// body is the notice in the form w's kind reads: payload itself for the webhook, text(code) for people on Slack
+// (code marking up a SHA) and Teams.
+func (w *Webhook) body(payload any, text func(code string) string) (json.RawMessage, bool, error) {
 	var body []byte
 	var err error
 	switch w.Name() {
 	case KindSlack:
-		body, err = json.Marshal(map[string]string{"text": summary(p, "`")})
+		body, err = json.Marshal(map[string]string{"text": text("`")})
 	case KindTeams:
-		body, err = json.Marshal(newTeamsMessage(summary(p, "")))
+		body, err = json.Marshal(newTeamsMessage(text("")))
 	default:
-		body, err = json.Marshal(p)
+		body, err = json.Marshal(payload)
 	}
 	return body, err == nil, err
 }
@@ -175,7 +182,7 @@ func (w *Webhook) Send(ctx context.Context, it ledger.Item) error {
 		return fmt.Errorf("%s: %w", w.Name(), outbox.ErrRefused) // a URL that does not parse: checked at startup, never here
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(HeaderEvent, EventLanded)
+	req.Header.Set(HeaderEvent, eventOf(it.Body))
 	req.Header.Set(HeaderDelivery, it.ID)
 	if len(w.Secret) > 0 && w.Name() == KindWebhook {
 		req.Header.Set(HeaderSignature, Signature(w.Secret, it.Body))

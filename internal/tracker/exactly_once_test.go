@@ -52,7 +52,12 @@ type staleLedger struct {
 }
 
 func (l *staleLedger) Swap(ctx context.Context, uid string, prev *ledger.Entry, next ledger.Entry) error {
-	if err := l.shared.Swap(ctx, uid, prev, next); err != nil {
+	return l.SwapQueue(ctx, uid, prev, next, nil)
+}
+
+// SwapQueue queues items in the shared store, with the write they belong to.
+func (l *staleLedger) SwapQueue(ctx context.Context, uid string, prev *ledger.Entry, next ledger.Entry, items []ledger.Item) error {
+	if err := l.shared.SwapQueue(ctx, uid, prev, next, items); err != nil {
 		if e, ok := l.shared.Get(uid); ok {
 			_ = ledger.Put(ctx, l.Memory, uid, e) // refresh memory, as a re-read of the shard does
 		}
@@ -69,23 +74,16 @@ func TestTwoWritersRecordEachCommitOnce(t *testing.T) {
 	c1, c2 := f.commit(100, nil), f.commit(200, nil)
 	// The second process loaded the ledger before the first moved it; both report to one set of metrics.
 	twoLedger := &staleLedger{Memory: ledger.NewMemory(), shared: shared}
-	if err := ledger.Put(context.Background(), twoLedger.Memory, "uid-app", mustGet(t, shared, "uid-app")); err != nil {
+	if err := ledger.Put(context.Background(), twoLedger.Memory, "uid-app", mustGet(t, shared)); err != nil {
 		t.Fatal(err)
 	}
-	two, err := tracker.New(tracker.Options{
-		Ledger: twoLedger, Providers: tracker.Providers{GitHub: f.gh, GitHubHosts: []string{"github.com"}}.For,
-		Recorder: f.tel.Metrics, Tracer: f.tel.TracerProvider.Tracer(telemetry.ScopeName), Logger: f.tel.Logger,
-		Clock: f.clock, ClusterName: clusterName,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	two := f.otherProcess(twoLedger)
 
 	d := dep("app", rev(c2), at(250))
 	res := f.mustProcess(d, tracker.Recorded)
 	wantCommits(t, res.Commits, c1, c2)
 	// The second writer decided from c0: its write is refused, it decides again from c2 and records nothing.
-	res, err = two.Process(context.Background(), d)
+	res, err := two.Process(context.Background(), d)
 	if err != nil || res.Outcome != tracker.Unchanged || len(res.Commits) != 0 {
 		t.Fatalf("second writer = %q, %d commits, %v; want unchanged, none", res.Outcome, len(res.Commits), err)
 	}
@@ -96,11 +94,12 @@ func TestTwoWritersRecordEachCommitOnce(t *testing.T) {
 		kGitHubOK: 1, kGitHubCacheHit: 1})
 }
 
-func mustGet(t *testing.T, l ledger.Ledger, uid string) ledger.Entry {
+// mustGet returns the entry of the object app.
+func mustGet(t *testing.T, l ledger.Ledger) ledger.Entry {
 	t.Helper()
-	e, ok := l.Get(uid)
+	e, ok := l.Get("uid-app")
 	if !ok {
-		t.Fatalf("no ledger entry %s", uid)
+		t.Fatal("no ledger entry for app")
 	}
 	return e
 }

@@ -120,3 +120,27 @@ func TestNotifiersNeedAnOutbox(t *testing.T) {
 		t.Fatal("New with notifiers and a ledger without an outbox succeeded")
 	}
 }
+
+// Each apply of a new revision is kept in the entry with Flux's apply time, the last ledger.MaxApplies of them.
+func TestEntryKeepsTheLastApplies(t *testing.T) {
+	f := newFixture(t)
+	c0 := f.commit(0, nil)
+	f.mustProcess(dep("app", rev(c0), at(10)), tracker.Baseline)
+	want := []ledger.Apply{{Digest: c0, At: at(10)}}
+	for i := 1; i <= ledger.MaxApplies; i++ {
+		c := f.commit(100*i, nil)
+		f.mustProcess(dep("app", rev(c), at(100*i+30)), tracker.Recorded)
+		f.mustProcess(dep("app", rev(c), at(100*i+30)), tracker.Unchanged)
+		want = append(want, ledger.Apply{Digest: c, At: at(100*i + 30)})
+	}
+	want = want[1:]
+	got := mustGet(t, f.led).Applies
+	if len(got) != len(want) {
+		t.Fatalf("%d applies kept, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if got[i].Digest != want[i].Digest || !got[i].At.Equal(want[i].At) {
+			t.Errorf("apply %d = %s at %v, want %s at %v", i, got[i].Digest[:7], got[i].At, want[i].Digest[:7], want[i].At)
+		}
+	}
+}

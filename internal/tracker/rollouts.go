@@ -24,6 +24,8 @@ type rollouts struct {
 type rollout struct {
 	state  telemetry.RolloutState
 	inputs rolloutInputs
+	// pending are the commits waiting, as far as they are known, for a stuck notice.
+	pending []latency.DeliveredCommit
 }
 
 // rolloutInputs are the facts of a Deployment the gauge state depends on; while they stay the same, so does the state.
@@ -99,7 +101,7 @@ func (t *Tracker) observeRollout(ctx context.Context, d flux.Deployment, attrs t
 	if t.rollouts.states == nil {
 		t.rollouts.states = map[string]rollout{}
 	}
-	t.rollouts.states[key] = rollout{state: state, inputs: in}
+	t.rollouts.states[key] = rollout{state: state, inputs: in, pending: seen.Pending}
 	t.rollouts.mu.Unlock()
 	if t.opts.Rollouts != nil {
 		t.opts.Rollouts.ObserveRollout(ctx, seen)

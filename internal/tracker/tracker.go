@@ -79,9 +79,12 @@ type Options struct {
 	Notifiers []Notifier
 	// Rollouts, if set, is told of each object's pending and failing commits whenever they change.
 	Rollouts RolloutObserver
-	Tracer   trace.Tracer
-	Logger   *slog.Logger
-	Clock    clock.PassiveClock
+	// StuckAfter is how long an object may wait on (or fail on) a revision its source fetched before its
+	// StuckNotifiers announce it stuck, once, and then recovered; zero: never.
+	StuckAfter time.Duration
+	Tracer     trace.Tracer
+	Logger     *slog.Logger
+	Clock      clock.PassiveClock
 	// ClusterName is the k8s.cluster.name attribute on every sample.
 	ClusterName string
 	// CommitTime picks committer or author time as a commit's time.
@@ -197,9 +200,16 @@ func (t *Tracker) Process(ctx context.Context, d flux.Deployment) (res Result, e
 	}
 	retry := t.observeRollout(ctx, d, attrs, log)
 	defer func() {
-		if err == nil {
-			res.RetryAfter = retry
+		if err != nil {
+			return
 		}
+		// After the apply's own checkpoint, which ends a stuck episode with the commits it delivered.
+		stuckRetry, serr := t.watchStuck(ctx, d, attrs, log)
+		if serr != nil {
+			log.WarnContext(ctx, "stuck rollout not announced yet: retried", "error", redact.Error(serr))
+			stuckRetry = stuckRetryAfterError
+		}
+		res.RetryAfter = earliest(retry, stuckRetry)
 	}()
 	// Each decision is a compare-and-set on the entry it was made from: when another writer moved it, memory
 	// now holds what that writer stored, and the apply is decided again from there.
@@ -346,13 +356,9 @@ func (t *Tracker) decide(ctx context.Context, d flux.Deployment, prev *ledger.En
 		Rejected: rejected, Fetched: d.Fetched, Applied: applied, AppliedFromFlux: fromFlux,
 		WaitsForHealth: d.WaitsForHealth, Observed: observed, Apply: span.SpanContext(), Forge: d.Forge}
 	res.record.Repository, _ = RepositoryOf(d)
-	items, err := t.notices(res.record)
-	if err != nil {
-		return Result{}, err
-	}
 	// The ledger is written before anything is emitted, with the notices to deliver: a failed write leaves
 	// nothing recorded to repeat, nothing to send.
-	if err := t.checkpointWith(ctx, d, prev, observed, d.Revision, export, items); err != nil {
+	if err := t.checkpointWith(ctx, d, prev, observed, d.Revision, export, &res.record); err != nil {
 		return Result{}, err
 	}
 	return res, nil
@@ -625,17 +631,49 @@ func (t *Tracker) checkpoint(ctx context.Context, d flux.Deployment, prev *ledge
 	return t.checkpointWith(ctx, d, prev, at, mark, export, nil)
 }
 
-// checkpointWith is checkpoint that also queues items in the same write.
-func (t *Tracker) checkpointWith(ctx context.Context, d flux.Deployment, prev *ledger.Entry, at time.Time, mark, export string, items []ledger.Item) error {
+// appliesOf is prev's applies, with d's revision added when it is a new one: applied when rec (nil when nothing
+// was recorded) or Flux says, else unknown and left out.
+func appliesOf(d flux.Deployment, prev *ledger.Entry, rec *Record) []ledger.Apply {
+	var applies []ledger.Apply
+	if prev != nil {
+		applies = prev.Applies
+		if prev.Revision == d.Revision {
+			return applies
+		}
+	}
+	at := d.Applied
+	if rec != nil {
+		at = rec.Applied
+	}
+	head, err := revision.Parse(d.Revision)
+	if err != nil || at.IsZero() {
+		return applies
+	}
+	return ledger.WithApply(applies, ledger.Apply{Digest: head.Digest, At: at})
+}
+
+// checkpointWith is checkpoint that also queues, in the same write, the notices of rec (the Record of the apply,
+// nil when it recorded nothing) and those of a stuck episode the apply ends.
+func (t *Tracker) checkpointWith(ctx context.Context, d flux.Deployment, prev *ledger.Entry, at time.Time, mark, export string, rec *Record) error {
 	e := ledger.Entry{Kind: d.Kind, Namespace: d.Namespace, Name: d.Name, Revision: d.Revision, Export: export, UpdatedAt: at.UTC().Truncate(time.Second)}
 	if mark != d.Revision {
 		e.Recorded = mark
 	}
-	if prev != nil && prev.Kind == e.Kind && prev.Namespace == e.Namespace && prev.Name == e.Name &&
-		prev.Revision == e.Revision && prev.Mark() == e.Mark() && prev.Export == e.Export {
+	e.Applies = appliesOf(d, prev, rec)
+	items, err := t.recovery(d, prev, &e, at, rec)
+	if err != nil {
+		return err
+	}
+	if prev != nil && e.SameCheckpoint(*prev) {
 		return nil // only the time would change: not worth a write
 	}
-	var err error
+	if rec != nil {
+		notices, err := t.notices(*rec)
+		if err != nil {
+			return err
+		}
+		items = append(notices, items...)
+	}
 	if len(items) > 0 {
 		err = t.outbox.SwapQueue(ctx, d.UID, prev, e, items)
 	} else {

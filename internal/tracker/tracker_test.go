@@ -74,6 +74,7 @@ type fixture struct {
 	led   ledger.Ledger
 	clock *clocktesting.FakeClock
 	trk   *tracker.Tracker
+	opts  tracker.Options
 	seq   int
 }
 
@@ -121,12 +122,24 @@ func newFixture(tb testing.TB, opts ...fixtureOption) *fixture {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	f.led = o.Ledger
+	f.led, f.opts = o.Ledger, o
 	f.trk, err = tracker.New(o)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	return f
+}
+
+// otherProcess is a second tracker configured as f's, with its own view l of the ledger.
+func (f *fixture) otherProcess(l ledger.Ledger) *tracker.Tracker {
+	f.tb.Helper()
+	o := f.opts
+	o.Ledger = l
+	trk, err := tracker.New(o)
+	if err != nil {
+		f.tb.Fatal(err)
+	}
+	return trk
 }
 
 // commit adds a commit on main, committed sec seconds after t0, and returns its SHA.

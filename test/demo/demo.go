@@ -1,5 +1,6 @@
 // Package demo runs flux-commit-tracker against a local Flux (real source- and kustomize-controller on a local
-// kube-apiserver, a git server on 127.0.0.1), commits on a schedule and prints a live table of what it records.
+// kube-apiserver, a git server on 127.0.0.1), commits on a schedule and prints a live table of what it records,
+// and the commit statuses it posts to a fake GitHub.
 package demo
 
 import (
@@ -8,6 +9,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -15,10 +19,12 @@ import (
 	"sync"
 	"time"
 
+	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/app"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits/github/githubtest"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/tracker"
 	"github.com/flux-commit-tracker/flux-commit-tracker/test/apptest"
 	"github.com/flux-commit-tracker/flux-commit-tracker/test/stack"
@@ -29,6 +35,15 @@ const Namespace = "demo"
 
 // Objects are the Kustomizations the demo creates, one folder of the repository each.
 var Objects = []string{"frontend", "backend", "worker"}
+
+// Owner and RepoName are the repository as the fake GitHub knows it, which gets the commit statuses.
+const (
+	Owner    = "acme"
+	RepoName = "manifests"
+)
+
+// StatusContext is the context of the commit statuses: the cluster's, "flux/{cluster}".
+const StatusContext = "flux/demo"
 
 // Options configures Run.
 type Options struct {
@@ -60,8 +75,9 @@ var schedule = []step{
 	{messages: []string{"Rotate config"}},
 }
 
-// Run starts the stack and the tracker, pushes commits on the schedule and prints each commit once every object
-// has it recorded. It returns when ctx ends or opts.Commits commits are done, having stopped everything.
+// Run starts the stack, a fake GitHub and the tracker, pushes commits on the schedule, prints each commit once
+// every object has it recorded and says each commit status posted. It returns when ctx ends or opts.Commits
+// commits are recorded everywhere with their success posted, having stopped everything.
 func Run(ctx context.Context, opts Options) (err error) {
 	if opts.Interval <= 0 {
 		opts.Interval = 10 * time.Second
@@ -95,7 +111,16 @@ func Run(ctx context.Context, opts Options) (err error) {
 	defer func() { err = errors.Join(err, s.Stop()) }()
 	say("stack up in %v", time.Since(begin).Round(100*time.Millisecond))
 
-	repo, err := setUp(ctx, s)
+	// The repository is served under /acme/ too, so that its URL names an owner as a forge's does; its commit
+	// statuses go to a fake GitHub, on localhost so that the git server's 127.0.0.1 is no GitHub host.
+	under, err := serveUnder(s, Owner)
+	if err != nil {
+		return err
+	}
+	defer under.Close()
+	gh := githubtest.NewServer()
+	defer gh.Close()
+	repo, err := setUp(ctx, s, under.URL+"/"+Owner+"/"+RepoName+".git")
 	if err != nil {
 		return err
 	}
@@ -109,7 +134,9 @@ func Run(ctx context.Context, opts Options) (err error) {
 			"--kubeconfig", s.Kubeconfig(), "--namespace", Namespace, "--watch-namespace", Namespace,
 			"--cluster-name", "demo", "--metrics-addr", metricsAddr, "--health-addr", freeOr(""),
 			"--git-cache-dir", filepath.Join(s.WorkDir(), "tracker-git-cache"),
-		}, app.Deps{Getenv: func(string) string { return "" }, Stdout: out, Stderr: out, Version: "demo", Sinks: []tracker.Sink{out}})
+			"--commit-status", "--github-api-url", strings.Replace(gh.URL, "127.0.0.1", "localhost", 1),
+		}, app.Deps{Getenv: func(k string) string { return map[string]string{"GITHUB_TOKEN": "demo-token"}[k] }, Stdout: out, Stderr: out,
+			Version: "demo", Sinks: []tracker.Sink{out}})
 	}()
 	defer func() {
 		stopTracker()
@@ -118,18 +145,45 @@ func Run(ctx context.Context, opts Options) (err error) {
 		}
 	}()
 	say("tracker running; Prometheus metrics at http://%s/metrics", metricsAddr)
+	say("commit statuses (%s) go to a fake GitHub at %s, as %s/%s", StatusContext, gh.URL, Owner, RepoName)
 	say("Flux polls the repository every %v; a push every %v; Ctrl-C stops everything", opts.Interval, opts.Every)
 
-	return loop(ctx, opts, repo, out, say)
+	// A commit applied before the tracker saw an object is part of its baseline, never recorded: push after.
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for strings.Count(out.String(), "first sight of object") < len(Objects) {
+		select {
+		case <-ctx.Done():
+			return nil
+		case code := <-done:
+			done <- code // for the deferred stop, which reports it
+			return errors.New("the tracker stopped before it saw every object")
+		case <-tick.C:
+		}
+	}
+	return loop(ctx, opts, repo, out, gh, say)
 }
 
-// setUp creates the namespace, the repository with one folder per object, the GitRepository and the
-// Kustomizations, and waits until Flux applied the first commit.
-func setUp(ctx context.Context, s *stack.Stack) (*stack.Repo, error) {
+// serveUnder serves the stack's git server under /<owner>/: /<owner>/<name>.git is the repository <name>.
+func serveUnder(s *stack.Stack, owner string) (*httptest.Server, error) {
+	git, err := url.Parse(s.GitURL(RepoName))
+	if err != nil {
+		return nil, err
+	}
+	target := &url.URL{Scheme: git.Scheme, Host: git.Host}
+	return httptest.NewServer(&httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
+		r.SetURL(target)
+		r.Out.URL.Path, r.Out.URL.RawPath = strings.TrimPrefix(r.In.URL.Path, "/"+owner), ""
+	}}), nil
+}
+
+// setUp creates the namespace, the repository with one folder per object, the GitRepository fetching it from
+// gitURL (its forge GitHub) and the Kustomizations, and waits until Flux applied the first commit.
+func setUp(ctx context.Context, s *stack.Stack, gitURL string) (*stack.Repo, error) {
 	if err := s.Client().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: Namespace}}); err != nil {
 		return nil, fmt.Errorf("create namespace: %w", err)
 	}
-	repo, err := s.NewRepo("manifests")
+	repo, err := s.NewRepo(RepoName)
 	if err != nil {
 		return nil, err
 	}
@@ -137,7 +191,10 @@ func setUp(ctx context.Context, s *stack.Stack) (*stack.Repo, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.CreateGitRepository(ctx, Namespace, "manifests", repo.URL()); err != nil {
+	forgeGitHub := func(gr *sourcev1.GitRepository) {
+		gr.Annotations = map[string]string{"flux-commit-tracker.io/forge": "github"}
+	}
+	if err := s.CreateGitRepository(ctx, Namespace, "manifests", gitURL, forgeGitHub); err != nil {
 		return nil, err
 	}
 	for _, o := range Objects {
@@ -172,13 +229,19 @@ type row struct {
 	applied   map[string]apptest.CommitLog
 }
 
-func loop(ctx context.Context, opts Options, repo *stack.Repo, out *apptest.Output, say func(string, ...any)) error {
+// loop pushes on the schedule, prints each commit's row once every object has it recorded and says each commit
+// status posted on the pushed commits.
+func loop(ctx context.Context, opts Options, repo *stack.Repo, out *apptest.Output, gh *githubtest.Server, say func(string, ...any)) error {
 	rows := map[string]*row{}
 	var order []string
 	printed, version, next := 0, 0, 0
+	said := map[string]int{} // commit statuses said, by commit
 	header(opts.Out)
 	push := time.NewTimer(2 * time.Second)
 	defer push.Stop()
+	poll := time.NewTicker(250 * time.Millisecond)
+	defer poll.Stop()
+	recorded := false // opts.Commits commits are recorded on every object: their successes are awaited
 	for {
 		select {
 		case <-ctx.Done():
@@ -210,16 +273,40 @@ func loop(ctx context.Context, opts Options, repo *stack.Repo, out *apptest.Outp
 				continue
 			}
 			r.applied[c.Name] = c
-			for printed < len(order) && len(rows[order[printed]].applied) == len(Objects) {
+			for !recorded && printed < len(order) && len(rows[order[printed]].applied) == len(Objects) {
 				print(opts.Out, order[printed], rows[order[printed]])
 				printed++
 				if opts.Commits > 0 && printed >= opts.Commits {
-					say("%d commits recorded on every object; done", printed)
-					return nil
+					recorded = true
+					push.Stop()
+					say("%d commits recorded on every object; waiting for their commit statuses", printed)
 				}
+			}
+		case <-poll.C:
+			for _, sha := range order {
+				sts := gh.CommitStatuses(Owner, RepoName, sha)
+				for _, st := range sts[said[sha]:] {
+					say("commit status  %s  %s  %-7s  %s", short(sha), st.Context, st.State, st.Description)
+				}
+				said[sha] = len(sts)
+			}
+			if recorded && succeeded(gh, order[:opts.Commits]) {
+				say("%d commits recorded on every object; done", opts.Commits)
+				return nil
 			}
 		}
 	}
+}
+
+// succeeded reports whether each of shas shows success as its latest status.
+func succeeded(gh *githubtest.Server, shas []string) bool {
+	for _, sha := range shas {
+		sts := gh.CommitStatuses(Owner, RepoName, sha)
+		if len(sts) == 0 || sts[len(sts)-1].State != "success" {
+			return false
+		}
+	}
+	return true
 }
 
 // exporterInfo is what a manifests exporter writes: the upstream commits rendered into this commit.

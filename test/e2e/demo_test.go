@@ -11,7 +11,7 @@ import (
 )
 
 // TestDemo runs the demo as `make demo DEMO_COMMITS=4` does, faster: it must print a row per commit, each
-// recorded on every object.
+// recorded on every object, and say the commit status posted on each, success on every object last.
 func TestDemo(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -27,6 +27,11 @@ func TestDemo(t *testing.T) {
 	for _, l := range lines[1:] {
 		if !strings.Contains(l, "3/3") {
 			t.Errorf("row %q: not recorded on every object", l)
+		}
+		sha := strings.Fields(l)[0]
+		said := "commit status  " + sha + "  " + demo.StatusContext + "  success  applied on 3/3 in "
+		if !strings.Contains(progress.String(), said) {
+			t.Errorf("commit %s: no %q said:\n%s", sha, said, progress.String())
 		}
 	}
 	if !strings.Contains(progress.String(), "/metrics") || !strings.Contains(progress.String(), "4 commits recorded on every object; done") {

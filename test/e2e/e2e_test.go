@@ -64,6 +64,12 @@ type world struct {
 
 func newWorld(t *testing.T, kustomizations ...string) *world {
 	t.Helper()
+	return newWorldFrom(t, (*stack.Repo).URL, nil, kustomizations...)
+}
+
+// newWorldFrom is newWorld whose GitRepository fetches from urlOf(repo), set up by gitOpts.
+func newWorldFrom(t *testing.T, urlOf func(*stack.Repo) string, gitOpts []func(*sourcev1.GitRepository), kustomizations ...string) *world {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	t.Cleanup(cancel)
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "e2e-"}}
@@ -76,7 +82,7 @@ func newWorld(t *testing.T, kustomizations ...string) *world {
 	}
 	w := &world{t: t, ctx: ctx, ns: ns.Name, repo: repo, times: map[string]time.Time{}}
 	c0 := w.commit("initial", "0", nil)
-	if err := flux.CreateGitRepository(ctx, w.ns, "manifests", repo.URL()); err != nil {
+	if err := flux.CreateGitRepository(ctx, w.ns, "manifests", urlOf(repo), gitOpts...); err != nil {
 		t.Fatal(err)
 	}
 	for _, k := range kustomizations {
@@ -129,10 +135,16 @@ func (w *world) waitApplied(k, sha string) time.Time {
 
 func (w *world) startTracker() *apptest.Tracker {
 	w.t.Helper()
-	return apptest.Start(w.t, []string{
+	return w.startTrackerWith(nil)
+}
+
+// startTrackerWith is startTracker with env as the tracker's environment and extra flags.
+func (w *world) startTrackerWith(env map[string]string, extra ...string) *apptest.Tracker {
+	w.t.Helper()
+	return apptest.Start(w.t, append([]string{
 		"--kubeconfig", flux.Kubeconfig(), "--namespace", w.ns, "--watch-namespace", w.ns,
 		"--git-cache-dir", w.t.TempDir(), "--cluster-name", "e2e", "--log-level", "debug",
-	}, nil)
+	}, extra...), env)
 }
 
 // want checks that exactly the given commits were recorded for k, each once, each at Flux's Ready transition

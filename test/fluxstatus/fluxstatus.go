@@ -27,6 +27,17 @@ func Applied(k *kustomizev1.Kustomization, revision string, at time.Time) {
 	}}
 }
 
+// Failed sets the status kustomize-controller writes when applying revision fails at at: the applied revision
+// stays, the attempted one is revision, Ready turns False.
+func Failed(k *kustomizev1.Kustomization, revision string, at time.Time) {
+	k.Status.ObservedGeneration = k.Generation
+	k.Status.LastAttemptedRevision = revision
+	k.Status.Conditions = []metav1.Condition{{
+		Type: meta.ReadyCondition, Status: metav1.ConditionFalse, Reason: meta.ReconciliationFailedReason,
+		Message: "kustomize build failed for revision " + revision, LastTransitionTime: metav1.NewTime(at), ObservedGeneration: k.Generation,
+	}}
+}
+
 // Artifact is the artifact source-controller stores for revision of a source of kind at at.
 func Artifact(kind, revision string, at time.Time) *meta.Artifact {
 	path := fmt.Sprintf("%s/x/%s.tar.gz", strings.ToLower(kind), strings.ReplaceAll(revision, ":", "-"))

@@ -70,11 +70,28 @@ func (e *Env) Stop() error { return e.env.Stop() }
 // WriteKubeconfig writes an admin kubeconfig for cfg (envtest's client certificate) to path, with namespace as
 // its context's namespace when set.
 func WriteKubeconfig(cfg *rest.Config, path, namespace string) error {
+	return WriteContexts(path, Context{Name: "envtest", Config: cfg, Namespace: namespace})
+}
+
+// Context is one context of a kubeconfig: an apiserver's admin config and a default namespace.
+type Context struct {
+	Name      string
+	Config    *rest.Config
+	Namespace string
+}
+
+// WriteContexts writes a kubeconfig with one context (and cluster and user) per entry to path; the first is
+// the current one.
+func WriteContexts(path string, contexts ...Context) error {
 	kc := clientcmdapi.NewConfig()
-	kc.Clusters["envtest"] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthorityData: cfg.CAData}
-	kc.AuthInfos["admin"] = &clientcmdapi.AuthInfo{ClientCertificateData: cfg.CertData, ClientKeyData: cfg.KeyData, Token: cfg.BearerToken}
-	kc.Contexts["envtest"] = &clientcmdapi.Context{Cluster: "envtest", AuthInfo: "admin", Namespace: namespace}
-	kc.CurrentContext = "envtest"
+	for i, c := range contexts {
+		kc.Clusters[c.Name] = &clientcmdapi.Cluster{Server: c.Config.Host, CertificateAuthorityData: c.Config.CAData}
+		kc.AuthInfos[c.Name] = &clientcmdapi.AuthInfo{ClientCertificateData: c.Config.CertData, ClientKeyData: c.Config.KeyData, Token: c.Config.BearerToken}
+		kc.Contexts[c.Name] = &clientcmdapi.Context{Cluster: c.Name, AuthInfo: c.Name, Namespace: c.Namespace}
+		if i == 0 {
+			kc.CurrentContext = c.Name
+		}
+	}
 	if err := clientcmd.WriteToFile(*kc, path); err != nil {
 		return fmt.Errorf("write kubeconfig %s: %w", path, err)
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	"github.com/go-git/go-git/v5/storage/filesystem"
+	"github.com/go-git/go-git/v5/storage/memory"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
@@ -183,8 +184,7 @@ func toNode(c *object.Commit) *node {
 }
 
 // fetch brings the refs the mirror's sources follow from the remote with acc's credentials, and then
-// any of wants still missing by SHA, retrying transient failures with exponential backoff. It runs inside
-// a flight, holding m.fetchMu.
+// any of wants still missing by SHA. It runs inside a flight, holding m.fetchMu.
 func (p *Provider) fetch(ctx context.Context, m *mirror, acc *access, wants []plumbing.Hash) error {
 	m.mu.Lock()
 	err := m.open()
@@ -193,10 +193,47 @@ func (p *Provider) fetch(ctx context.Context, m *mirror, acc *access, wants []pl
 		return err
 	}
 	specs := p.refSpecs(m)
+	return p.callRemote(ctx, "fetch", m, acc, []attribute.KeyValue{attribute.Int("git.fetch.refspecs", len(specs))}, func(ctx context.Context) error {
+		remote := gogit.NewRemote(m.write, &config.RemoteConfig{Name: "origin", URLs: []string{m.url}})
+		err := p.fetchRefs(ctx, remote, acc, specs)
+		if err == nil {
+			m.reindex()
+			err = p.fetchWants(ctx, m, remote, acc, wants)
+		}
+		if err == nil {
+			m.reindex()
+		}
+		return err
+	})
+}
+
+// listRefs returns the refs m's remote advertises, annotated tags also peeled (name^{}).
+func (p *Provider) listRefs(ctx context.Context, m *mirror, acc *access) ([]*plumbing.Reference, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(p.ctx, cancel)()
+	var refs []*plumbing.Reference
+	err := p.callRemote(ctx, "ls-remote", m, acc, nil, func(ctx context.Context) error {
+		remote := gogit.NewRemote(memory.NewStorage(), &config.RemoteConfig{Name: "origin", URLs: []string{m.url}})
+		var err error
+		refs, err = remote.ListContext(ctx, &gogit.ListOptions{Auth: acc.method, CABundle: acc.caBundle, PeelingOption: gogit.AppendPeeled})
+		if errors.Is(err, transport.ErrEmptyRemoteRepository) {
+			return nil
+		}
+		return err
+	})
+	if p.ctx.Err() != nil && err != nil {
+		return nil, ErrClosed
+	}
+	return refs, err
+}
+
+// callRemote runs op (fetch, ls-remote) against m's remote, retrying transient failures with exponential backoff.
+func (p *Provider) callRemote(ctx context.Context, op string, m *mirror, acc *access, attrs []attribute.KeyValue, do func(context.Context) error) error {
 	attempt := 0
-	_, err = backoff.Retry(ctx, func() (struct{}, error) {
+	_, err := backoff.Retry(ctx, func() (struct{}, error) {
 		attempt++
-		err := p.fetchOnce(ctx, m, acc, attempt, specs, wants)
+		err := p.callRemoteOnce(ctx, op, m, acc, attempt, attrs, do)
 		if err != nil && !transient(err) {
 			return struct{}{}, backoff.Permanent(err)
 		}
@@ -211,7 +248,7 @@ func (p *Provider) fetch(ctx context.Context, m *mirror, acc *access, wants []pl
 		backoff.WithMaxTries(uint(p.maxRetries+1)),
 		backoff.WithMaxElapsedTime(0), // bounded by tries, each by Timeout
 		backoff.WithNotify(func(err error, wait time.Duration) {
-			p.logger.InfoContext(ctx, "git fetch failed, retrying", "url", m.url, "credentials", acc.kind, "attempt", attempt, "wait", wait, "error", err)
+			p.logger.InfoContext(ctx, "git "+op+" failed, retrying", "url", m.url, "credentials", acc.kind, "attempt", attempt, "wait", wait, "error", err)
 		}),
 	)
 	var permanent *backoff.PermanentError
@@ -233,42 +270,36 @@ func (p *Provider) refSpecs(m *mirror) []config.RefSpec {
 	return out
 }
 
-// fetchOnce is one fetch attempt, bounded by Timeout: one span, one OnCall outcome. Its error never holds
+// callRemoteOnce is one attempt of op, bounded by Timeout: one span, one OnCall outcome. Its error never holds
 // a secret.
-func (p *Provider) fetchOnce(ctx context.Context, m *mirror, acc *access, attempt int, specs []config.RefSpec, wants []plumbing.Hash) (err error) {
+func (p *Provider) callRemoteOnce(ctx context.Context, op string, m *mirror, acc *access, attempt int, attrs []attribute.KeyValue, do func(context.Context) error) (err error) {
 	start, parent := time.Now(), ctx
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
-	ctx, span := p.tracer.Start(ctx, "git fetch", trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithAttributes(attribute.String("url.full", m.url), attribute.Int("git.fetch.attempt", attempt),
-			attribute.String("git.fetch.credentials", acc.kind), attribute.Int("git.fetch.refspecs", len(specs))))
+	key := "git." + strings.ReplaceAll(op, "-", "_")
+	ctx, span := p.tracer.Start(ctx, "git "+op, trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(append([]attribute.KeyValue{attribute.String("url.full", m.url), attribute.Int(key+".attempt", attempt),
+			attribute.String(key+".credentials", acc.kind)}, attrs...)...))
 	defer func() {
 		outcome := commits.CallSuccess
 		if err != nil {
 			outcome = commits.CallError
 			span.RecordError(err)
-			span.SetStatus(codes.Error, "fetch failed")
+			span.SetStatus(codes.Error, op+" failed")
 		}
 		span.End()
 		p.onCall(ctx, outcome)
-		p.logger.DebugContext(ctx, "git fetch", "url", m.url, "credentials", acc.kind, "attempt", attempt, "duration", time.Since(start), "error", err)
+		p.logger.DebugContext(ctx, "git "+op, "url", m.url, "credentials", acc.kind, "attempt", attempt, "duration", time.Since(start), "error", err)
 	}()
 
-	remote := gogit.NewRemote(m.write, &config.RemoteConfig{Name: "origin", URLs: []string{m.url}})
-	err = p.fetchRefs(ctx, remote, acc, specs)
-	if err == nil {
-		m.reindex()
-		err = p.fetchWants(ctx, m, remote, acc, wants)
-	}
-	switch {
+	switch err = do(ctx); {
 	case err == nil:
+		return nil
 	case ctx.Err() != nil && parent.Err() == nil:
-		return acc.redact(fmt.Errorf("git: fetch %s: timed out after %s: %w", m.url, p.timeout, err))
+		return acc.redact(fmt.Errorf("git: %s %s: timed out after %s: %w", op, m.url, p.timeout, err))
 	default:
-		return acc.redact(fmt.Errorf("git: fetch %s: %w", m.url, acc.classify(err)))
+		return acc.redact(fmt.Errorf("git: %s %s: %w", op, m.url, acc.classify(err)))
 	}
-	m.reindex()
-	return nil
 }
 
 // fetchRefs fetches specs; when some name refs the remote does not have (a deleted branch), it fetches

@@ -1,8 +1,9 @@
 // Package git answers commit questions from the git object graph itself: commit metadata, first-parent
 // ranges and files at a commit, read from one local bare mirror per repository that go-git fetches only
 // when an asked-for object is missing. A fetch brings the refs the repository's sources follow (their
-// branch, tag, semver tags or ref name; the remote's HEAD for a source that names none) and then, by SHA,
-// any asked-for commit still missing, when the server allows that; each attempt has a deadline. Answers are
+// branch, tag, semver tags or ref name; the remote's HEAD for a source that names none; any ref Resolve
+// named) and then, by SHA, any asked-for commit still missing, when the server allows that; each attempt,
+// and each listing of the remote's refs, has a deadline. Answers are
 // immutable by SHA, so parsed commits and small files are held in LRUs bounded in bytes; concurrent
 // lookups that need a fetch of the same repository share one; transient fetch failures are retried with
 // backoff. Mirrors no source uses any more are removed with Prune or RemoveIdle.
@@ -408,6 +409,8 @@ func (p *Provider) accessFor(url string, auth sourceauth.Auth) (*access, error) 
 // failing answers every lookup with err.
 type failing struct{ err error }
 
+var _ commits.RefResolver = failing{}
+
 func (f failing) Commit(context.Context, commits.Repository, string) (commits.Commit, error) {
 	return commits.Commit{}, f.err
 }
@@ -418,6 +421,10 @@ func (f failing) Range(context.Context, commits.Repository, string, string) (com
 
 func (f failing) File(context.Context, commits.Repository, string, string, int64) ([]byte, error) {
 	return nil, f.err
+}
+
+func (f failing) Resolve(context.Context, commits.Repository, string) (string, error) {
+	return "", f.err
 }
 
 // parseSHA accepts a full SHA-1 object name in either case.

@@ -327,8 +327,8 @@ type flightResult struct {
 // flight, so a fetch refused for one credential is never another's answer; flights of one mirror
 // take turns (m.fetchMu). The fetch runs detached from the caller's cancellation (others may be
 // waiting on it), bounded by Timeout per attempt and by Close; a caller whose ctx ends stops
-// waiting. The flight skips the fetch when wants arrived meanwhile, whoever fetched them. ran is true
-// only for the caller whose flight fetched.
+// waiting. The flight skips the fetch when wants arrived meanwhile, whoever fetched them; with no wants it
+// always fetches the refs. ran is true only for the caller whose flight fetched.
 func (p *Provider) sharedFetch(ctx context.Context, m *mirror, acc *access, wants []plumbing.Hash) (seq uint64, ran bool, err error) {
 	leader := false
 	ch := p.flight.DoChan(acc.key, func() (any, error) {
@@ -347,8 +347,10 @@ func (p *Provider) sharedFetch(ctx context.Context, m *mirror, acc *access, want
 		if p.ctx.Err() != nil {
 			return flightResult{}, ErrClosed
 		}
-		if ok, err := m.has(wants...); err != nil || ok {
-			return flightResult{seq: m.started.Load()}, err
+		if len(wants) > 0 {
+			if ok, err := m.has(wants...); err != nil || ok {
+				return flightResult{seq: m.started.Load()}, err
+			}
 		}
 		seq := m.started.Add(1)
 		fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))

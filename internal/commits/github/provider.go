@@ -10,7 +10,8 @@
 // without sending one. Only 5xx and network errors are retried, briefly. Credentials go only to the API
 // base URL's own scheme, host and port. Answers are immutable by SHA, so they are held in an LRU bounded
 // in bytes (Options.CacheBytes), and concurrent identical lookups share one call that no single caller's
-// cancellation can fail for the others.
+// cancellation can fail for the others; a ref that is no SHA (Resolve's branches, tags and prefixes) is
+// asked again every time, conditionally on its last answer.
 package github
 
 import (
@@ -127,7 +128,10 @@ type Provider struct {
 	logger  *slog.Logger
 }
 
-var _ commits.Provider = (*Provider)(nil)
+var (
+	_ commits.Provider    = (*Provider)(nil)
+	_ commits.RefResolver = (*Provider)(nil)
+)
 
 // New returns a Provider for opts.
 func New(opts Options) (*Provider, error) {
@@ -249,7 +253,7 @@ func (p *Provider) Commit(ctx context.Context, repo commits.Repository, sha stri
 	key := cacheKey("commit", repo, sha)
 	v, err := p.lookup(ctx, key, key, isSHA(sha), func(ctx context.Context) (any, int64, error) {
 		what := fmt.Sprintf("get commit %s@%s", repo, revision.Quote(sha))
-		raw, _, err := p.get(ctx, fmt.Sprintf("repos/%s/%s/commits/%s", url.PathEscape(repo.Owner), url.PathEscape(repo.Name), escapeRef(sha)))
+		raw, _, err := p.get(ctx, commitURL(repo, sha))
 		if err != nil {
 			return nil, 0, apiError(ctx, err, "%s", what)
 		}
@@ -263,6 +267,72 @@ func (p *Provider) Commit(ctx context.Context, repo commits.Repository, sha stri
 		return commits.Commit{}, err
 	}
 	return cloneCommit(v.(commits.Commit)), nil
+}
+
+// mediaTypeSHA asks GET commits/{ref} for the commit's SHA alone, its ETag the quoted SHA.
+const mediaTypeSHA = "application/vnd.github.sha"
+
+// commitURL is the path of GET /repos/{owner}/{repo}/commits/{ref}.
+func commitURL(repo commits.Repository, ref string) string {
+	return fmt.Sprintf("repos/%s/%s/commits/%s", url.PathEscape(repo.Owner), url.PathEscape(repo.Name), escapeRef(ref))
+}
+
+// Resolve returns the full SHA ref names now: a branch, a tag, a full SHA or a SHA prefix. A full SHA's answer is
+// kept; any other ref is asked again every time, conditionally on its last answer, so a ref that has not moved
+// costs a 304. GitHub refuses an ambiguous prefix as it refuses an unknown ref, so both are commits.ErrNotFound.
+func (p *Provider) Resolve(ctx context.Context, repo commits.Repository, ref string) (string, error) {
+	if ref == "" || strings.HasPrefix(ref, "/") || strings.Contains(ref, "..") {
+		// Not a ref git accepts, and one that would reach another API path.
+		return "", fmt.Errorf("github: resolve %s in %s: not a ref name: %w", revision.Quote(ref), repo, commits.ErrNotFound)
+	}
+	key := cacheKey("resolve", repo, ref)
+	v, err := p.lookup(ctx, key, key, isSHA(ref), func(ctx context.Context) (any, int64, error) {
+		sha, err := p.fetchSHA(ctx, repo, ref)
+		if err != nil {
+			return nil, 0, err
+		}
+		return sha, int64(len(key)+len(sha)) + 64, nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return v.(string), nil
+}
+
+// fetchSHA asks for the SHA ref names, sending the last answer for ref as If-None-Match.
+func (p *Provider) fetchSHA(ctx context.Context, repo commits.Repository, ref string) (string, error) {
+	what := fmt.Sprintf("resolve %s in %s", revision.Quote(ref), repo)
+	req, err := p.client.NewRequest(ctx, http.MethodGet, commitURL(repo, ref), nil)
+	if err != nil {
+		return "", fmt.Errorf("github: %s: %w", what, err)
+	}
+	req.Header.Set("Accept", mediaTypeSHA)
+	lastKey := cacheKey("last", repo, ref)
+	last, known := p.cache.Get(lastKey)
+	if known {
+		req.Header.Set("If-None-Match", `"`+last.(string)+`"`)
+	}
+	var raw bytes.Buffer
+	_, err = p.client.Do(req, &raw)
+	var er *gh.ErrorResponse
+	switch {
+	case known && errors.As(err, &er) && er.Response != nil && er.Response.StatusCode == http.StatusNotModified:
+		return last.(string), nil
+	case err != nil:
+		err = apiError(ctx, err, "%s", what)
+		if commits.IsSHAPrefix(ref) && !revision.IsSHA(ref) && errors.Is(err, commits.ErrNotFound) {
+			return "", fmt.Errorf("%w (no branch or tag has that name, and no commit or more than one begins with it)", err)
+		}
+		return "", err
+	}
+	sha := strings.TrimSpace(raw.String())
+	if !isSHA(sha) || (revision.IsSHA(ref) && !strings.EqualFold(sha, ref)) {
+		return "", fmt.Errorf("github: %s: answer %s is not a full SHA of it: %w", what, revision.Quote(sha), commits.ErrBadResponse)
+	}
+	if !isSHA(ref) {
+		p.cache.Add(lastKey, sha, int64(len(lastKey)+len(sha))+64)
+	}
+	return sha, nil
 }
 
 // Range returns the first-parent commits in (base, head], oldest first. Identical SHAs need no call;

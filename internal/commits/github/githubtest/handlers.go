@@ -232,11 +232,16 @@ func lines(s string) int {
 	return strings.Count(strings.TrimSuffix(s, "\n"), "\n") + 1
 }
 
-// getCommit answers GET /repos/{owner}/{repo}/commits/{ref}.
+// getCommit answers GET /repos/{owner}/{repo}/commits/{ref}; with the sha media type, the bare SHA whose ETag
+// is the quoted SHA. An unknown ref and an ambiguous prefix are both 422.
 func (s *Server) getCommit(r *http.Request, repo *Repo, ref string) *response {
 	c := repo.resolve(ref)
 	if c == nil {
 		return errorResponse(http.StatusUnprocessableEntity, "No commit found for SHA: "+ref, commitDocs)
+	}
+	if accept := r.Header.Get("Accept"); strings.Contains(accept, "application/vnd.github.sha") || strings.Contains(accept, "application/vnd.github.v3.sha") {
+		return &response{status: http.StatusOK, body: []byte(c.sha), contentType: "application/vnd.github.sha; charset=utf-8",
+			header: http.Header{"Etag": {`"` + c.sha + `"`}}}
 	}
 	return jsonResponse(http.StatusOK, s.commitJSON(r, repo, c, true))
 }

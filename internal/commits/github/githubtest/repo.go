@@ -56,6 +56,7 @@ type Repo struct {
 	owner, name string
 	commits     map[string]*commit
 	branches    map[string]string
+	tags        map[string]string
 	defaultRef  string
 	seq         int
 	lastTime    time.Time
@@ -142,6 +143,16 @@ func (r *Repo) ForceBranch(branch, sha string) {
 	r.branches[branch] = sha
 }
 
+// Tag points tag at sha, replacing any tag of that name. It panics when sha is unknown.
+func (r *Repo) Tag(tag, sha string) {
+	r.srv.mu.Lock()
+	defer r.srv.mu.Unlock()
+	if _, ok := r.commits[sha]; !ok {
+		panic(fmt.Sprintf("githubtest: %s/%s: unknown commit %q", r.owner, r.name, sha))
+	}
+	r.tags[tag] = sha
+}
+
 // Head returns the SHA branch points at, or "" when the branch does not exist.
 func (r *Repo) Head(branch string) string {
 	r.srv.mu.Lock()
@@ -149,11 +160,17 @@ func (r *Repo) Head(branch string) string {
 	return r.branches[branch]
 }
 
-// resolve turns a full SHA, a unique SHA prefix of at least 7 characters or a branch name into a commit.
+// resolve turns a full SHA, a unique SHA prefix of at least 7 characters, a branch or a tag name into a commit.
 func (r *Repo) resolve(ref string) *commit {
+	if name, ok := strings.CutPrefix(strings.TrimPrefix(ref, "refs/"), "tags/"); ok {
+		return r.commits[r.tags[name]]
+	}
 	ref = strings.TrimPrefix(ref, "refs/heads/")
 	ref = strings.TrimPrefix(ref, "heads/")
 	if sha, ok := r.branches[ref]; ok {
+		return r.commits[sha]
+	}
+	if sha, ok := r.tags[ref]; ok {
 		return r.commits[sha]
 	}
 	if c, ok := r.commits[ref]; ok {

@@ -1,6 +1,7 @@
 // Package githubtest is an in-process fake of the GitHub REST API endpoints the tracker uses:
-// get a commit, compare two commits, get repository content and create an App installation token; and, for
-// any owner/name, commit statuses (create, list, combined) and deployments with their statuses.
+// get a commit (or only its SHA, by branch, tag or SHA prefix), compare two commits, get repository
+// content and create an App installation token; and, for any owner/name, commit statuses (create, list,
+// combined) and deployments with their statuses.
 //
 // Responses have GitHub's JSON shapes and headers: strong ETags honoured through If-None-Match (304),
 // x-ratelimit-* headers, x-github-request-id and Link pagination on compare. Commit SHAs are the git
@@ -150,7 +151,7 @@ func (s *Server) Repo(owner, name string) *Repo {
 	if r, ok := s.repos[key]; ok {
 		return r
 	}
-	r := &Repo{srv: s, owner: owner, name: name, commits: map[string]*commit{}, branches: map[string]string{}, defaultRef: "main"}
+	r := &Repo{srv: s, owner: owner, name: name, commits: map[string]*commit{}, branches: map[string]string{}, tags: map[string]string{}, defaultRef: "main"}
 	s.repos[key] = r
 	return r
 }
@@ -375,7 +376,8 @@ func ceilSeconds(t time.Time) int64 {
 	return t.Unix() + 1
 }
 
-// write sends resp with GitHub's common headers; a 200 whose ETag matches If-None-Match becomes a 304.
+// write sends resp with GitHub's common headers and its ETag (the handler's, else a hash of the body); a 200
+// whose ETag matches If-None-Match becomes a 304.
 // declared is the Content-Length sent, which CutNext makes longer than the body.
 func (s *Server) write(w http.ResponseWriter, r *http.Request, resp *response, authenticated bool, now time.Time, declared int) {
 	h := w.Header()
@@ -407,9 +409,12 @@ func (s *Server) write(w http.ResponseWriter, r *http.Request, resp *response, a
 	if resp.status == http.StatusOK {
 		h.Set("Cache-Control", "private, max-age=60, s-maxage=60")
 		h.Set("Vary", "Accept, Authorization, Cookie, X-GitHub-OTP")
-		sum := sha256.Sum256(resp.body)
-		etag := `"` + hex.EncodeToString(sum[:]) + `"`
-		h.Set("Etag", etag)
+		etag := h.Get("Etag")
+		if etag == "" {
+			sum := sha256.Sum256(resp.body)
+			etag = `"` + hex.EncodeToString(sum[:]) + `"`
+			h.Set("Etag", etag)
+		}
 		if etagMatches(r.Header.Get("If-None-Match"), etag) {
 			h.Del("Content-Type")
 			resp.status = http.StatusNotModified

@@ -380,3 +380,55 @@ func TestFaults(t *testing.T) {
 		}
 	})
 }
+
+// TestCommitSHAMediaType: with the sha media type, commits/{ref} answers the bare SHA of a branch, a tag or a unique
+// prefix, its ETag the quoted SHA; an ambiguous prefix is refused like an unknown ref.
+func TestCommitSHAMediaType(t *testing.T) {
+	srv := githubtest.NewServer()
+	defer srv.Close()
+	repo := srv.Repo("acme", "app")
+	first := repo.Commit(githubtest.CommitSpec{})
+	second := repo.Commit(githubtest.CommitSpec{})
+	repo.Tag("v1", first)
+	sha := http.Header{"Accept": {"application/vnd.github.sha"}}
+	for ref, want := range map[string]string{"main": second, "heads/main": second, "v1": first, "refs/tags/v1": first, first[:7]: first, second: second} {
+		resp, body := get(t, srv, "/repos/acme/app/commits/"+ref, sha)
+		if resp.StatusCode != http.StatusOK || string(body) != want || resp.Header.Get("Content-Type") != "application/vnd.github.sha; charset=utf-8" ||
+			resp.Header.Get("ETag") != `"`+want+`"` {
+			t.Errorf("%s: %d %q (%s, ETag %s), want 200 %s", ref, resp.StatusCode, body, resp.Header.Get("Content-Type"), resp.Header.Get("ETag"), want)
+		}
+	}
+	if resp, body := get(t, srv, "/repos/acme/app/commits/main", http.Header{"Accept": sha["Accept"], "If-None-Match": {`"` + second + `"`}}); resp.StatusCode != http.StatusNotModified || len(body) != 0 {
+		t.Errorf("If-None-Match the SHA: %d %q, want 304 and no body", resp.StatusCode, body)
+	}
+	if resp, _ := get(t, srv, "/repos/acme/app/commits/main", http.Header{"Accept": sha["Accept"], "If-None-Match": {`"` + first + `"`}}); resp.StatusCode != http.StatusOK {
+		t.Errorf("If-None-Match another SHA: %d, want 200", resp.StatusCode)
+	}
+	if resp, body := get(t, srv, "/repos/acme/app/commits/v2", sha); resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(string(body), "No commit found for SHA: v2") {
+		t.Errorf("unknown tag: %d %s", resp.StatusCode, body)
+	}
+
+	// Commits until two share a 7-digit prefix: the prefix is refused, one digit more is not.
+	seen := map[string]string{}
+	var a, b string
+	for i := 0; a == "" && i < 1<<20; i++ {
+		s := repo.Commit(githubtest.CommitSpec{Branch: "many", Parents: []string{first}, Message: strconv.Itoa(i)})
+		if other, ok := seen[s[:7]]; ok {
+			a, b = other, s
+		}
+		seen[s[:7]] = s
+	}
+	if a == "" {
+		t.Fatal("no two commits share a 7-digit prefix")
+	}
+	n := 7
+	for a[n] == b[n] {
+		n++
+	}
+	if resp, body := get(t, srv, "/repos/acme/app/commits/"+a[:n], sha); resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(string(body), "No commit found for SHA") {
+		t.Errorf("ambiguous prefix %s: %d %s, want 422", a[:n], resp.StatusCode, body)
+	}
+	if resp, body := get(t, srv, "/repos/acme/app/commits/"+b[:n+1], sha); resp.StatusCode != http.StatusOK || string(body) != b {
+		t.Errorf("prefix %s: %d %s, want %s", b[:n+1], resp.StatusCode, body, b)
+	}
+}
