@@ -97,7 +97,7 @@ func (r Registry) For(repo commits.Repository, annotation string) (s Statuses, k
 			if f.s == nil {
 				return nil, "", false, fmt.Errorf("forge: annotation names forge %q, which is not configured", a)
 			}
-			return f.s, f.kind, true, nil
+			return f.s, f.kind, true, addressable(f.kind, repo)
 		}
 		return nil, "", false, fmt.Errorf("forge: unknown forge %q in annotation; want %s, %s or %s", a, KindGitHub, KindGitLab, KindGitea)
 	}
@@ -111,11 +111,19 @@ func (r Registry) For(repo commits.Repository, annotation string) (s Statuses, k
 		}
 		for _, h := range f.hosts {
 			if hostOnly(h) == host || strings.EqualFold(strings.TrimSpace(h), strings.TrimSpace(repo.Host)) {
-				return f.s, f.kind, true, nil
+				return f.s, f.kind, true, addressable(f.kind, repo)
 			}
 		}
 	}
 	return nil, "", false, nil
+}
+
+// addressable refuses a repository GitHub or Gitea cannot name: one without an owner (a URL path of one segment).
+func addressable(kind string, repo commits.Repository) error {
+	if (kind == KindGitHub || kind == KindGitea) && (repo.Owner == "" || repo.Name == "") {
+		return fmt.Errorf("forge: %s names repositories owner/name; %s has no owner: no commit status", kind, redact.URL(repo.String()))
+	}
+	return nil
 }
 
 // hostOnly lower-cases a host and drops its port, if any.

@@ -61,6 +61,17 @@ func TestRegistryFor(t *testing.T) {
 			}
 		})
 	}
+	t.Run("a repository without an owner has no GitHub or Gitea status", func(t *testing.T) {
+		ownerless := commits.Repository{Host: "code.example", Name: "r", URL: "http://code.example/r.git"}
+		for _, a := range []string{"github", "gitea"} {
+			if _, _, _, err := reg.For(ownerless, a); err == nil || !strings.Contains(err.Error(), "has no owner") {
+				t.Errorf("For(owner-less, %s) error %v, want one naming the missing owner", a, err)
+			}
+		}
+		if _, _, found, err := reg.For(ownerless, "gitlab"); err != nil || !found {
+			t.Errorf("For(owner-less, gitlab) = found %v, %v; want GitLab, addressed by its URL", found, err)
+		}
+	})
 	t.Run("annotation names an unconfigured forge", func(t *testing.T) {
 		_, _, found, err := forge.Registry{GitHub: gh, GitHubHosts: []string{"github.com"}}.For(commits.Repository{Host: "github.com"}, "gitea")
 		if err == nil || found || !strings.Contains(err.Error(), "not configured") {

@@ -103,9 +103,14 @@ func decodeGitLabStatus(raw []byte) (gitlabStatus, error) {
 	return j.status()
 }
 
-// gitlabProject is the URL-escaped project ID of repo: owner (groups and subgroups) and name.
+// gitlabProject is the URL-escaped project ID of repo: its groups, subgroups and name, from its URL's path when
+// it has one (a subgroup's repository is not named by owner/name).
 func gitlabProject(repo commits.Repository) string {
-	return url.PathEscape(strings.Trim(repo.Owner, "/") + "/" + repo.Name)
+	path := strings.Trim(repo.Owner, "/") + "/" + repo.Name
+	if u, err := url.Parse(repo.URL); repo.URL != "" && err == nil && strings.Count(strings.Trim(u.Path, "/"), "/") >= 1 {
+		path = strings.TrimSuffix(strings.Trim(u.Path, "/"), ".git")
+	}
+	return url.PathEscape(path)
 }
 
 // gitlabState maps a State to GitLab's word.

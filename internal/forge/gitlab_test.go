@@ -133,3 +133,18 @@ func TestGitLabBadToken(t *testing.T) {
 		t.Fatalf("error %v, want a 401 without the token", err)
 	}
 }
+
+// A repository in a subgroup, named by its URL rather than owner/name, is addressed by its whole path.
+func TestGitLabSubgroupRepositoryByURL(t *testing.T) {
+	fake := forgetest.NewGitLab(gitlabToken)
+	ts := httptest.NewServer(fake)
+	defer ts.Close()
+	c := newGitLab(t, ts.URL+forgetest.GitLabPrefix, forge.Options{WriteInterval: 1})
+	repo := commits.Repository{Host: "gitlab.com", Name: "app", URL: "https://gitlab.com/group/sub/app.git"}
+	if err := c.Post(context.Background(), repo, sha1, forge.Status{State: forge.StateSuccess, Context: "flux/apps", Description: "ok"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := fake.States("group/sub/app", sha1); len(got) != 1 || got[0] != "success" {
+		t.Fatalf("GitLab states of group/sub/app %v, want [success]", got)
+	}
+}
