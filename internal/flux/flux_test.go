@@ -57,7 +57,8 @@ func TestFromKustomization(t *testing.T) {
 	d := FromKustomization(k, src)
 	want := Deployment{UID: "u1", Kind: KindKustomization, Namespace: "apps", Name: "web", SourceKind: KindGitRepository,
 		SourceNamespace: "flux-system", SourceName: "repo", RepositoryURL: "ssh://git@github.com/acme/manifests",
-		RepositoryOverride: "acme/src", ExporterInfoPath: "ci/info.json", HasExporterInfoPath: true, Revision: "main@sha1:abc", Applied: t0}
+		RepositoryOverride: "acme/src", ExporterInfoPath: "ci/info.json", HasExporterInfoPath: true, Revision: "main@sha1:abc", Applied: t0,
+		Message: "Applied revision: main@sha1:abc"}
 	if d != want {
 		t.Errorf("from source annotations:\n got %+v\nwant %+v", d, want)
 	}

@@ -94,7 +94,8 @@ func TestFromHelmReleaseRevisionStrategy(t *testing.T) {
 	want := Deployment{UID: "hr-uid", Kind: KindHelmRelease, Namespace: "podinfo", Name: "podinfo",
 		SourceKind: KindGitRepository, SourceNamespace: "flux-system", SourceName: "manifests",
 		RepositoryURL: "https://github.com/acme/manifests", SourceRef: GitRef{Branch: "main"}, Revision: "main@sha1:" + shaC2, Applied: hrAt(100),
-		SourceRevision: "main@sha1:" + shaC2, SourceFetched: hrAt(80), Fetched: hrAt(80), AttemptedRevision: "main@sha1:" + shaC2}
+		SourceRevision: "main@sha1:" + shaC2, SourceFetched: hrAt(80), Fetched: hrAt(80), AttemptedRevision: "main@sha1:" + shaC2,
+		Message: "Helm upgrade succeeded for release podinfo/podinfo.v2 with chart podinfo@6.5.0+" + shaC2[:12]}
 	if d != want {
 		t.Errorf("release of the chart built from c2:\n got %+v\nwant %+v", d, want)
 	}
@@ -233,7 +234,8 @@ func TestFromHelmReleaseOCI(t *testing.T) {
 	want := Deployment{UID: "hr-uid", Kind: KindHelmRelease, Namespace: "podinfo", Name: "podinfo",
 		SourceKind: KindOCIRepository, SourceNamespace: "podinfo", SourceName: "podinfo",
 		RepositoryURL: "https://github.com/acme/charts", Provider: "git", Revision: "main@sha1:" + shaC2, Applied: hrAt(100),
-		SourceRevision: "main@sha1:" + shaC2, SourceFetched: hrAt(90), Fetched: hrAt(90), AttemptedRevision: "main@sha1:" + shaC2}
+		SourceRevision: "main@sha1:" + shaC2, SourceFetched: hrAt(90), Fetched: hrAt(90), AttemptedRevision: "main@sha1:" + shaC2,
+		Message: "Helm upgrade succeeded for release podinfo/podinfo.v2 with chart podinfo@6.5.0+2d2d2d2d2d2d"}
 	if d != want {
 		t.Errorf("OCI chart:\n got %+v\nwant %+v", d, want)
 	}
