@@ -292,6 +292,29 @@ func queryProviders(ctx context.Context, o QueryOptions, stderr io.Writer) (*Pro
 	return p, locate.Locator{Sources: p.Sources.For}, nil
 }
 
+// query is what a query subcommand works with: the providers' locator and the selected clusters.
+type query struct {
+	loc       locate.Locator
+	clusters  []cluster
+	providers *Providers
+}
+
+// openQuery builds the providers and opens the selected clusters; close releases the providers.
+func openQuery(ctx context.Context, o QueryOptions, stderr io.Writer) (*query, error) {
+	providers, loc, err := queryProviders(ctx, o, stderr)
+	if err != nil {
+		return nil, err
+	}
+	clusters, err := o.clusters()
+	if err != nil {
+		_ = providers.Close()
+		return nil, err
+	}
+	return &query{loc: loc, clusters: clusters, providers: providers}, nil
+}
+
+func (q *query) close() { _ = q.providers.Close() }
+
 // newQueryCommand is a query subcommand with the shared flags bound and read before run; bad input exits with
 // usageExit.
 func newQueryCommand(deps Deps, cmd *cobra.Command, usageExit int, run func(cmd *cobra.Command, o QueryOptions, args []string) error) *cobra.Command {

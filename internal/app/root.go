@@ -81,6 +81,8 @@ func queryCommands(deps Deps) []*cobra.Command {
 	return []*cobra.Command{
 		newWhereCommand(deps),
 		newWaitCommand(deps),
+		newTraceCommand(deps),
+		newLogCommand(deps),
 	}
 }
 

@@ -53,19 +53,15 @@ $GITHUB_STEP_SUMMARY.`,
 		}
 		ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 		defer cancel()
-		providers, loc, err := queryProviders(ctx, o, deps.Stderr)
+		q, err := openQuery(ctx, o, deps.Stderr)
 		if err != nil {
 			return err
 		}
-		defer func() { _ = providers.Close() }()
-		clusters, err := o.clusters()
-		if err != nil {
-			return err
-		}
+		defer q.close()
 		w := waiter{deps: deps, seen: map[string]locate.State{}}
 		var last look
 		for {
-			commit, rows, found := placeAll(ctx, loc, o.readAll(ctx, clusters, deps.Stderr), ref)
+			commit, rows, found := placeAll(ctx, q.loc, o.readAll(ctx, q.clusters, deps.Stderr), ref)
 			if ctx.Err() == nil || last.rows == nil {
 				// A look the deadline cut short says nothing: the one before it stands.
 				last = look{commit, rows, found}

@@ -50,16 +50,12 @@ the commit counts as applied. Contexts are read concurrently; one that cannot be
 			return usageError{fmt.Errorf("invalid commit %q: want a SHA or a prefix of at least 7 hex digits", ref)}
 		}
 		ctx := cmd.Context()
-		providers, loc, err := queryProviders(ctx, o, deps.Stderr)
+		q, err := openQuery(ctx, o, deps.Stderr)
 		if err != nil {
 			return err
 		}
-		defer func() { _ = providers.Close() }()
-		clusters, err := o.clusters()
-		if err != nil {
-			return err
-		}
-		commit, rows, found := placeAll(ctx, loc, o.readAll(ctx, clusters, deps.Stderr), ref)
+		defer q.close()
+		commit, rows, found := placeAll(ctx, q.loc, o.readAll(ctx, q.clusters, deps.Stderr), ref)
 		if !found {
 			_ = printRows(deps, o.Output, nil, rows)
 			return exitError{code: 3, err: fmt.Errorf("commit %s is in no repository of the selected Flux objects", ref)}

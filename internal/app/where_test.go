@@ -28,6 +28,24 @@ import (
 
 var updateGolden = flag.Bool("update", false, "rewrite the golden files in testdata")
 
+// wantGolden fails unless got is testdata/name; with -update it rewrites the file first.
+func wantGolden(t *testing.T, name, got string) {
+	t.Helper()
+	golden := filepath.Join("testdata", name)
+	if *updateGolden {
+		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != string(want) {
+		t.Errorf("output differs from %s (rerun with -update to accept):\n%s", golden, got)
+	}
+}
+
 // fleet is two clusters ("one", "two") and an unreachable one ("down") in one kubeconfig, with a GitHub fake
 // holding main c0 → c1 → c2 and c3 on a branch of its own, at fixed times.
 type fleet struct {
@@ -171,20 +189,7 @@ func TestWhereAcrossClusters(t *testing.T) {
 		}
 		table.WriteString("$ where " + f.c[c][:10] + "\n" + out + "\n")
 	}
-	golden := filepath.Join("testdata", "where.golden")
-	got := table.String()
-	if *updateGolden {
-		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != string(want) {
-		t.Errorf("where tables differ from %s (rerun with -update to accept):\n%s", golden, got)
-	}
+	wantGolden(t, "where.golden", table.String())
 
 	// JSON, field by field.
 	code, out, _ := f.run("where", f.c[1], "--context", "one", "--context", "two", "-o", "json")
