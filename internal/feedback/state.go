@@ -79,6 +79,9 @@ type commitState struct {
 	// in are the revisions (digests) known to contain the commit: an object up to date with one has applied it.
 	in      map[string]bool
 	applied map[objectKey]appliedAt
+	// waitedOn are the objects a rollout showed waiting on the commit: they count for it until known to have
+	// applied it, whatever revision they are seen at before their apply's notice comes.
+	waitedOn map[objectKey]bool
 	// heads holds, when the commit heads a revision, the commits that revision delivered (for its deployment).
 	heads   []string
 	touched time.Time
@@ -118,6 +121,13 @@ func objectState(o *object, c *commitState, now time.Time) (state, appliedAt) {
 	}
 	if !o.pendingKnown && o.source != o.applied && c.in[o.source] && !c.in[o.applied] {
 		// Its source fetched a revision containing the commit, which its pending commits, not listed, would hold.
+		if o.failing && c.in[o.attempted] {
+			return stateFailing, appliedAt{}
+		}
+		return statePending, appliedAt{}
+	}
+	if c.waitedOn[o.key] {
+		// It waited on the commit and is at a revision not known to hold it: not applied, as far as is known.
 		if o.failing && c.in[o.attempted] {
 			return stateFailing, appliedAt{}
 		}

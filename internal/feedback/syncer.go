@@ -222,6 +222,7 @@ func (s *Syncer) ObserveRollout(_ context.Context, r tracker.Rollout) {
 		o.pending = append(o.pending, c.SHA)
 		cs := s.commit(repo, c.SHA, now)
 		cs.committed = c.Committed
+		cs.waitedOn[key] = true
 		if r.Source != "" {
 			cs.in[r.Source] = true
 		}
@@ -269,7 +270,7 @@ func (s *Syncer) commit(repo, sha string, now time.Time) *commitState {
 	id := repo + "@" + sha
 	c, ok := s.commits[id]
 	if !ok {
-		c = &commitState{repo: repo, sha: sha, in: map[string]bool{}, applied: map[objectKey]appliedAt{}}
+		c = &commitState{repo: repo, sha: sha, in: map[string]bool{}, applied: map[objectKey]appliedAt{}, waitedOn: map[objectKey]bool{}}
 		s.commits[id] = c
 	}
 	c.touched = now

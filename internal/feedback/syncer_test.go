@@ -535,3 +535,65 @@ func TestObjectWithUnlistedPendingCommitsHoldsTheSuccessBack(t *testing.T) {
 		t.Errorf("commit 1 once b applied it: %q", h)
 	}
 }
+
+// Objects that apply a newer revision holding a commit they waited on, before their applies' notices come, keep
+// counting for it: no success on the one object whose notice came first.
+func TestObjectsThatWaitedOnACommitKeepCountingUntilTheirNotice(t *testing.T) {
+	x := newFixture(t, &memForge{}, nil)
+	names := []string{"a", "b", "c"}
+	for _, name := range names {
+		x.rollout(name, 0, 0, 0, 0)
+	}
+	for _, name := range names {
+		x.rollout(name, 0, 1, 1, 0) // fetched 1, listed
+	}
+	x.pass(time.Second)
+	if err := x.applied("a", 1); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range names[1:] {
+		x.rollout(name, 2, 3, 2, 0) // applied 2, which holds 1: the tracker has not stored their notices yet
+	}
+	x.pass(10 * time.Second)
+	if h := x.forge.history(sha(1), "flux/prod-eu"); len(h) == 0 || h[len(h)-1] != "pending: applied on 1/3, 2 pending" {
+		t.Fatalf("commit 1 before b's and c's notices: %q, want it pending on both", h)
+	}
+	for _, name := range names[1:] {
+		if err := x.applied(name, 2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	x.pass(10 * time.Second)
+	if h := x.forge.history(sha(1), "flux/prod-eu"); !strings.HasPrefix(h[len(h)-1], "success: applied on 3/3") {
+		t.Errorf("commit 1 once every notice came: %q", h)
+	}
+}
+
+// A source that moves on while an object's commits cannot be listed (a busy provider) keeps the commits it was
+// known to wait on pending there: no success on the objects that happened to be listed.
+func TestSourceMovingOnWhileCommitsAreNotListedKeepsThemPending(t *testing.T) {
+	x := newFixture(t, &memForge{}, nil)
+	names := []string{"a", "b", "c"}
+	for _, name := range names {
+		x.rollout(name, 0, 0, 0, 0)
+	}
+	for _, name := range names {
+		x.rollout(name, 0, 1, 1, 0) // fetched 1, listed
+	}
+	x.pass(time.Second)
+	for _, name := range names[1:] {
+		x.s.ObserveRollout(context.Background(), tracker.Rollout{Object: telemetry.ObjectAttributes{Kind: "Kustomization", Namespace: "apps", Name: name},
+			Repository: repo, Applied: sha(0), Source: sha(2)}) // fetched 2, its commits not listed this time
+	}
+	x.rollout("a", 2, 3, 2, 0) // a applied 2
+	if err := x.applied("a", 2); err != nil {
+		t.Fatal(err)
+	}
+	x.pass(10 * time.Second)
+	for _, n := range []int{1, 2} {
+		h := x.forge.history(sha(n), "flux/prod-eu")
+		if len(h) == 0 || h[len(h)-1] != "pending: applied on 1/3, 2 pending" {
+			t.Errorf("commit %d while b and c have not applied it: %q, want it pending on both", n, h)
+		}
+	}
+}

@@ -4,6 +4,7 @@
 package demo
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -161,7 +162,23 @@ func Run(ctx context.Context, opts Options) (err error) {
 		case <-tick.C:
 		}
 	}
-	return loop(ctx, opts, repo, out, gh, say)
+	last, err := loop(ctx, opts, repo, out, gh, say)
+	if err != nil || last == "" {
+		return err
+	}
+	// Where the last commit is, and the branch against the cluster, as the CLI answers them.
+	query := func(args ...string) {
+		var stdout, stderr bytes.Buffer
+		code := app.Run(ctx, append(args, "--kubeconfig", s.Kubeconfig(), "-n", Namespace, "--tracker-namespace", Namespace,
+			"--git-cache-dir", filepath.Join(s.WorkDir(), "query-git-cache")), app.Deps{Getenv: func(string) string { return "" }, Stdout: &stdout, Stderr: &stderr})
+		_, _ = fmt.Fprintf(opts.Out, "\n$ flux-commit-tracker %s\n%s", strings.Join(args, " "), stdout.String())
+		if code != 0 {
+			say("%s exited %d: %s", args[0], code, tail(stderr.String(), 5))
+		}
+	}
+	query("where", short(last))
+	query("log", "--source", Namespace+"/manifests", "--max-count", "5")
+	return nil
 }
 
 // serveUnder serves the stack's git server under /<owner>/: /<owner>/<name>.git is the repository <name>.
@@ -230,8 +247,8 @@ type row struct {
 }
 
 // loop pushes on the schedule, prints each commit's row once every object has it recorded and says each commit
-// status posted on the pushed commits.
-func loop(ctx context.Context, opts Options, repo *stack.Repo, out *apptest.Output, gh *githubtest.Server, say func(string, ...any)) error {
+// status posted on the pushed commits; it returns the last of opts.Commits once they succeeded, "" when stopped.
+func loop(ctx context.Context, opts Options, repo *stack.Repo, out *apptest.Output, gh *githubtest.Server, say func(string, ...any)) (string, error) {
 	rows := map[string]*row{}
 	var order []string
 	printed, version, next := 0, 0, 0
@@ -246,7 +263,7 @@ func loop(ctx context.Context, opts Options, repo *stack.Repo, out *apptest.Outp
 		select {
 		case <-ctx.Done():
 			say("stopping")
-			return nil
+			return "", nil
 		case <-push.C:
 			st := schedule[next%len(schedule)]
 			next++
@@ -259,7 +276,7 @@ func loop(ctx context.Context, opts Options, repo *stack.Repo, out *apptest.Outp
 				}
 				sha, err := repo.Commit(msg, manifests(version, extra), time.Time{})
 				if err != nil {
-					return err
+					return "", err
 				}
 				rows[sha] = &row{message: msg, committed: time.Now().Truncate(time.Second), applied: map[string]apptest.CommitLog{}}
 				order = append(order, sha)
@@ -292,7 +309,7 @@ func loop(ctx context.Context, opts Options, repo *stack.Repo, out *apptest.Outp
 			}
 			if recorded && succeeded(gh, order[:opts.Commits]) {
 				say("%d commits recorded on every object; done", opts.Commits)
-				return nil
+				return order[opts.Commits-1], nil
 			}
 		}
 	}

@@ -20,7 +20,8 @@ func TestDemo(t *testing.T) {
 	if err != nil {
 		t.Fatalf("demo: %v\n%s", err, progress.String())
 	}
-	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	table, queries, _ := strings.Cut(out.String(), "\n$ flux-commit-tracker where ")
+	lines := strings.Split(strings.TrimSpace(table), "\n")
 	if len(lines) != 5 || !strings.HasPrefix(lines[0], "COMMIT") {
 		t.Fatalf("table = %q, want a header and 4 rows; progress:\n%s", out.String(), progress.String())
 	}
@@ -33,6 +34,15 @@ func TestDemo(t *testing.T) {
 		if !strings.Contains(progress.String(), said) {
 			t.Errorf("commit %s: no %q said:\n%s", sha, said, progress.String())
 		}
+	}
+	// The CLI's answers at the end: the last commit applied on every object, and the branch's log.
+	last := strings.Fields(lines[4])[0]
+	where, log, _ := strings.Cut(queries, "\n$ flux-commit-tracker log ")
+	if !strings.HasPrefix(where, last) || strings.Count(where, " applied ") != 3 {
+		t.Errorf("where %s: %q, want it applied on the 3 objects", last, where)
+	}
+	if !strings.Contains(log, last+" ") || !strings.Contains(log, "applied") {
+		t.Errorf("log: %q, want the last commit applied", log)
 	}
 	if !strings.Contains(progress.String(), "/metrics") || !strings.Contains(progress.String(), "4 commits recorded on every object; done") {
 		t.Errorf("progress lacks the metrics address or the end:\n%s", progress.String())
