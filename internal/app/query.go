@@ -282,12 +282,16 @@ func printStructured(w io.Writer, format string, v any) error {
 	return err
 }
 
-// queryProviders builds the tracker's providers for a query: logs at warn and above go to stderr.
-func queryProviders(ctx context.Context, o QueryOptions, stderr io.Writer) (*Providers, locate.Locator, error) {
+// queryProviders builds the tracker's providers for a query, reading plain-git credentials from secrets (a
+// cluster's reader) with --git-read-source-secrets; logs at warn and above go to stderr.
+func queryProviders(ctx context.Context, o QueryOptions, stderr io.Writer, secrets client.Reader) (*Providers, locate.Locator, error) {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	p, err := BuildProviders(ctx, o.ProviderOptions, ProviderHooks{Logger: log})
 	if err != nil {
 		return nil, locate.Locator{}, err
+	}
+	if o.GitReadSourceSecrets && secrets != nil {
+		p.Sources.Secrets = secretReader(secrets, o.CallTimeout)
 	}
 	return p, locate.Locator{Sources: p.Sources.For}, nil
 }
@@ -299,15 +303,17 @@ type query struct {
 	providers *Providers
 }
 
-// openQuery builds the providers and opens the selected clusters; close releases the providers.
+// openQuery opens the selected clusters and builds the providers; close releases the providers.
 func openQuery(ctx context.Context, o QueryOptions, stderr io.Writer) (*query, error) {
-	providers, loc, err := queryProviders(ctx, o, stderr)
+	clusters, err := o.clusters()
 	if err != nil {
 		return nil, err
 	}
-	clusters, err := o.clusters()
+	if o.GitReadSourceSecrets && len(clusters) > 1 {
+		return nil, usageError{errors.New("--git-read-source-secrets reads one cluster's Secrets: name one --context")}
+	}
+	providers, loc, err := queryProviders(ctx, o, stderr, clusters[0].reader)
 	if err != nil {
-		_ = providers.Close()
 		return nil, err
 	}
 	return &query{loc: loc, clusters: clusters, providers: providers}, nil

@@ -132,7 +132,7 @@ does not exist or Flux does not manage it.`,
 			return err
 		}
 		if t.Error == "" && t.Revision != "" {
-			if err := traceCommit(ctx, o, deps.Stderr, &t, d); err != nil {
+			if err := traceCommit(ctx, o, deps.Stderr, c.reader, &t, d); err != nil {
 				t.Error = redact.Error(err).Error()
 			}
 		}
@@ -287,7 +287,7 @@ func (t *Trace) fill(d flux.Deployment) {
 }
 
 // traceCommit looks up the commit of t.Revision in d's repository and builds the links to it.
-func traceCommit(ctx context.Context, o QueryOptions, stderr io.Writer, t *Trace, d flux.Deployment) error {
+func traceCommit(ctx context.Context, o QueryOptions, stderr io.Writer, secrets client.Reader, t *Trace, d flux.Deployment) error {
 	rev, err := revision.Parse(t.Revision)
 	if err != nil {
 		return err
@@ -297,7 +297,7 @@ func traceCommit(ctx context.Context, o QueryOptions, stderr io.Writer, t *Trace
 		return fmt.Errorf("repository of %s %s/%s: %w", d.Kind, d.Namespace, d.Name, err)
 	}
 	t.TreeURL, t.CommitURL = BrowseURLs(repo, d.Forge, githubHosts(o.GitHubAPIURL), t.Source.Branch, t.Flux.Path, rev.Digest)
-	providers, loc, err := queryProviders(ctx, o, stderr)
+	providers, loc, err := queryProviders(ctx, o, stderr, secrets)
 	if err != nil {
 		return err
 	}

@@ -227,6 +227,13 @@ func TestWhereAcrossClusters(t *testing.T) {
 	if code, _, stderr := f.run("where", "deadbeefdeadbeef", "--context", "one"); code != 3 || !strings.Contains(stderr, "in no repository") {
 		t.Errorf("where of an unknown commit = exit %d, %q; want 3", code, stderr)
 	}
+	if code, _, stderr := f.run("where", f.c[1], "--context", "one", "--context", "two", "--git-read-source-secrets"); code != app.ExitUsage ||
+		!strings.Contains(stderr, "reads one cluster's Secrets") {
+		t.Errorf("where over two contexts reading source Secrets = exit %d, %q; want %d", code, stderr, app.ExitUsage)
+	}
+	if code, _, stderr := f.run("where", f.c[1], "--context", "one", "--git-read-source-secrets"); code != 0 {
+		t.Errorf("where in one context reading source Secrets = exit %d, %q; want 0", code, stderr)
+	}
 	if code, _, stderr := f.run("where", "xyz"); code != app.ExitUsage || !strings.Contains(stderr, "invalid commit") {
 		t.Errorf("where xyz = exit %d, %q; want %d", code, stderr, app.ExitUsage)
 	}
