@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/pflag"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
@@ -92,6 +93,7 @@ type cluster struct {
 	context   string
 	namespace string // the context's namespace, the default of -n
 	reader    client.Reader
+	config    *rest.Config
 	err       error
 }
 
@@ -137,6 +139,7 @@ func (o *QueryOptions) clusters() ([]cluster, error) {
 			cfg, err := clientcmd.NewNonInteractiveClientConfig(*raw, name, &clientcmd.ConfigOverrides{}, rules).ClientConfig()
 			if err == nil {
 				cfg.Timeout, cfg.UserAgent = o.RequestTimeout, programName
+				c.config = cfg
 				c.reader, err = client.New(cfg, client.Options{Scheme: scheme})
 			}
 			c.err = err

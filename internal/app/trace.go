@@ -11,6 +11,10 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/restmapper"
+
 	helmv2 "github.com/fluxcd/helm-controller/api/v2"
 	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
@@ -164,6 +168,12 @@ func traceToFlux(ctx context.Context, o QueryOptions, c cluster, gr schema.Group
 		return t, flux.Deployment{}, errors.New("the cluster client has no REST mapper")
 	}
 	mapper := cl.RESTMapper()
+	if c.config != nil {
+		// Short names (cm, deploy, ks, hr) as the cluster's discovery lists them.
+		if dc, err := discovery.NewDiscoveryClientForConfig(c.config); err == nil {
+			mapper = restmapper.NewShortcutExpander(mapper, memory.NewMemCacheClient(dc), func(string) {})
+		}
+	}
 	gvk, err := mapper.KindFor(gr.WithVersion(""))
 	if err != nil {
 		if apimeta.IsNoMatchError(err) {

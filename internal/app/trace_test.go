@@ -117,7 +117,8 @@ func TestTrace(t *testing.T) {
 	}
 	wantGolden(t, "trace.golden", trees.String())
 
-	code, out, stderr := f.run("configmap/app-config", "-o", "json")
+	// A short name, as the cluster's discovery lists it, reads the same object.
+	code, out, stderr := f.run("cm/app-config", "-o", "json")
 	if code != 0 {
 		t.Fatalf("trace -o json = exit %d: %s", code, stderr)
 	}
