@@ -173,9 +173,12 @@ func Secret(value string) {
 	}
 }
 
-// add registers v; the caller holds mu.
+// add registers v as the newest value (a value registered again is kept the longest); the caller holds mu.
 func (r *registry) add(v string) {
 	if _, ok := r.values[v]; ok {
+		if i := slices.Index(r.order, v); i >= 0 {
+			r.order = append(slices.Delete(r.order, i, i+1), v)
+		}
 		return
 	}
 	if len(r.order) == maxSecrets {

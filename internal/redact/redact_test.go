@@ -203,3 +203,20 @@ func FuzzText(f *testing.F) {
 		}
 	})
 }
+
+// A secret registered again is the newest: the values registered after it do not push it out first.
+func TestSecretRegisteredAgainIsKeptTheLongest(t *testing.T) {
+	for i := range 4096 {
+		redact.Secret(fmt.Sprintf("flush-%04d", i)) // the registry holds these alone now
+	}
+	const keep = "kept-secret-value"
+	redact.Secret(keep)
+	for i := range 4095 {
+		redact.Secret(fmt.Sprintf("fill-%04d", i)) // keep is the oldest now
+	}
+	redact.Secret(keep) // in use again: the newest
+	redact.Secret("one-more-secret")
+	if got := redact.Text("x " + keep + " y"); strings.Contains(got, keep) {
+		t.Errorf("Text = %q: the secret registered again was forgotten first", got)
+	}
+}
