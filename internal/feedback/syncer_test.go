@@ -536,9 +536,8 @@ func TestObjectWithUnlistedPendingCommitsHoldsTheSuccessBack(t *testing.T) {
 	}
 }
 
-// Objects that apply a newer revision holding a commit they waited on, before their applies' notices come, keep
-// counting for it: no success on the one object whose notice came first.
-func TestObjectsThatWaitedOnACommitKeepCountingUntilTheirNotice(t *testing.T) {
+// threeFetchedOne is a fixture of objects a, b and c at commit 0, each seen waiting on commit 1.
+func threeFetchedOne(t *testing.T) (*fixture, []string) {
 	x := newFixture(t, &memForge{}, nil)
 	names := []string{"a", "b", "c"}
 	for _, name := range names {
@@ -548,6 +547,13 @@ func TestObjectsThatWaitedOnACommitKeepCountingUntilTheirNotice(t *testing.T) {
 		x.rollout(name, 0, 1, 1, 0) // fetched 1, listed
 	}
 	x.pass(time.Second)
+	return x, names
+}
+
+// Objects that apply a newer revision holding a commit they waited on, before their applies' notices come, keep
+// counting for it: no success on the one object whose notice came first.
+func TestObjectsThatWaitedOnACommitKeepCountingUntilTheirNotice(t *testing.T) {
+	x, names := threeFetchedOne(t)
 	if err := x.applied("a", 1); err != nil {
 		t.Fatal(err)
 	}
@@ -572,15 +578,7 @@ func TestObjectsThatWaitedOnACommitKeepCountingUntilTheirNotice(t *testing.T) {
 // A source that moves on while an object's commits cannot be listed (a busy provider) keeps the commits it was
 // known to wait on pending there: no success on the objects that happened to be listed.
 func TestSourceMovingOnWhileCommitsAreNotListedKeepsThemPending(t *testing.T) {
-	x := newFixture(t, &memForge{}, nil)
-	names := []string{"a", "b", "c"}
-	for _, name := range names {
-		x.rollout(name, 0, 0, 0, 0)
-	}
-	for _, name := range names {
-		x.rollout(name, 0, 1, 1, 0) // fetched 1, listed
-	}
-	x.pass(time.Second)
+	x, names := threeFetchedOne(t)
 	for _, name := range names[1:] {
 		x.s.ObserveRollout(context.Background(), tracker.Rollout{Object: telemetry.ObjectAttributes{Kind: "Kustomization", Namespace: "apps", Name: name},
 			Repository: repo, Applied: sha(0), Source: sha(2)}) // fetched 2, its commits not listed this time
