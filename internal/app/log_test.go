@@ -17,8 +17,8 @@ func TestLogMatrix(t *testing.T) {
 	contexts := []string{"--context", "one", "--context", "two", "--context", "down"}
 	var table strings.Builder
 	for _, args := range [][]string{
-		{"log", "--source", "log/manifests"},
-		{"log", "--source", "log/manifests", "--objects"},
+		{"log", "--source", f.ns + "/manifests"},
+		{"log", "--source", f.ns + "/manifests", "--objects"},
 	} {
 		code, out, stderr := f.run(append(args, contexts...)...)
 		if code != 0 {
@@ -79,31 +79,31 @@ func TestLogMatrix(t *testing.T) {
 	}
 
 	// --objects: one cell per object, the exact latency of each.
-	code, out, _ = f.run("log", "--source", "log/manifests", "--context", "one", "--objects", "-o", "json")
+	code, out, _ = f.run("log", "--source", f.ns+"/manifests", "--context", "one", "--objects", "-o", "json")
 	if err := json.Unmarshal([]byte(out), &l); code != 0 || err != nil {
 		t.Fatalf("log --objects -o json = exit %d, %v", code, err)
 	}
 	web := l.Commits[0].Cells[2]
-	if web.Object != "Kustomization/log/web" || web.State != locate.Applied || web.LatencySeconds == nil || *web.LatencySeconds != 50 || web.LatencyAtLeast {
+	if web.Object != "Kustomization/"+f.ns+"/web" || web.State != locate.Applied || web.LatencySeconds == nil || *web.LatencySeconds != 50 || web.LatencyAtLeast {
 		t.Errorf("web's cell of c2 = %+v, want applied 50 s after its commit", web)
 	}
 
 	// --max-count limits the rows; --branch walks another branch, whose own commit no object follows.
-	code, out, stderr = f.run("log", "--source", "log/manifests", "--context", "one", "--max-count", "2")
+	code, out, stderr = f.run("log", "--source", f.ns+"/manifests", "--context", "one", "--max-count", "2")
 	if rows := strings.Count(out, "\n") - 3; code != 0 || rows != 2 || !strings.Contains(out, f.c[1][:7]) || strings.Contains(out, f.c[0][:7]) {
 		t.Errorf("log --max-count 2 = exit %d, %d rows, want c2 and c1:\n%s%s", code, rows, out, stderr)
 	}
-	code, out, _ = f.run("log", "--source", "log/manifests", "--context", "one", "--branch", "feature", "-o", "json")
+	code, out, _ = f.run("log", "--source", f.ns+"/manifests", "--context", "one", "--branch", "feature", "-o", "json")
 	if err := json.Unmarshal([]byte(out), &l); code != 0 || err != nil || len(l.Commits) != 3 || l.Commits[0].SHA != f.c[3] ||
 		l.Commits[0].Cells[0].State != locate.NotOnBranch || l.Commits[1].SHA != f.c[1] {
 		t.Errorf("log --branch feature = exit %d (%v): %s; want c3 (not on main), c1, c0", code, err, out)
 	}
 
-	if code, _, stderr := f.run("log", "--source", "log/nope", "--context", "one", "--context", "two"); code != 3 ||
-		!strings.Contains(stderr, "no selected Flux object uses GitRepository log/nope") {
+	if code, _, stderr := f.run("log", "--source", f.ns+"/nope", "--context", "one", "--context", "two"); code != 3 ||
+		!strings.Contains(stderr, "no selected Flux object uses GitRepository "+f.ns+"/nope") {
 		t.Errorf("log of a missing source = exit %d, %q; want 3", code, stderr)
 	}
-	if code, _, stderr := f.run("log", "--source", "log/manifests", "--context", "down"); code != 1 || !strings.Contains(stderr, "context down") {
+	if code, _, stderr := f.run("log", "--source", f.ns+"/manifests", "--context", "down"); code != 1 || !strings.Contains(stderr, "context down") {
 		t.Errorf("log with no context read = exit %d, %q; want 1", code, stderr)
 	}
 	for _, tt := range []struct {
@@ -113,11 +113,11 @@ func TestLogMatrix(t *testing.T) {
 		{[]string{"log"}, "exactly one of --source and --repository"},
 		{[]string{"log", "--source", "a/b", "--repository", "https://github.com/acme/manifests"}, "exactly one of"},
 		{[]string{"log", "--source", "manifests"}, "want namespace/name"},
-		{[]string{"log", "--source", "log/manifests", "--max-count", "0"}, "invalid --max-count 0"},
-		{[]string{"log", "--source", "log/manifests", "--max-count", "x"}, "invalid argument"},
+		{[]string{"log", "--source", f.ns + "/manifests", "--max-count", "0"}, "invalid --max-count 0"},
+		{[]string{"log", "--source", f.ns + "/manifests", "--max-count", "x"}, "invalid argument"},
 		{[]string{"log", "--repository", "not a url"}, "invalid --repository"},
-		{[]string{"log", "--source", "log/manifests", "extra"}, "unknown command"},
-		{[]string{"log", "--source", "log/manifests", "-o", "wide"}, "invalid --output"},
+		{[]string{"log", "--source", f.ns + "/manifests", "extra"}, "unknown command"},
+		{[]string{"log", "--source", f.ns + "/manifests", "-o", "wide"}, "invalid --output"},
 	} {
 		if code, _, stderr := f.run(tt.args...); code != app.ExitUsage || !strings.Contains(stderr, tt.want) {
 			t.Errorf("%s = exit %d, %q; want %d and %q", strings.Join(tt.args, " "), code, stderr, app.ExitUsage, tt.want)

@@ -29,6 +29,7 @@ import (
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/flux"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/forge"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/latency"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/ledger"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/locate"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/redact"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/revision"
@@ -55,10 +56,16 @@ type Trace struct {
 	Flux   TraceFlux   `json:"flux"`
 	Source TraceSource `json:"source"`
 	// Revision is the revision Flux applied; empty when it applied none yet.
-	Revision string         `json:"revision,omitempty"`
-	Commit   *locate.Commit `json:"commit,omitempty"`
-	// Applied is when Flux applied Revision (its Ready transition); LatencySeconds is commit → applied.
+	Revision string `json:"revision,omitempty"`
+	// Commit is the commit that last changed Flux.Path at or before Revision when LastChange is true, else
+	// Revision's own commit (the provider keeps no history of paths, or none of the path's commits was found).
+	Commit     *locate.Commit `json:"commit,omitempty"`
+	LastChange bool           `json:"last_change,omitempty"`
+	// Applied is when Commit was first applied in the run of applies that still holds it: exact (AppliedExact)
+	// from the tracker's record of applies, else at or before it (Flux's Ready transition of Revision, or the
+	// oldest apply the tracker kept). LatencySeconds is commit → applied, when exact.
 	Applied        *time.Time `json:"applied,omitempty"`
+	AppliedExact   bool       `json:"applied_exact,omitempty"`
 	LatencySeconds *float64   `json:"latency_seconds,omitempty"`
 	// TreeURL browses Flux's path on the branch, CommitURL the commit, on the repository's forge; empty when the
 	// forge is not known.
@@ -105,8 +112,9 @@ func newTraceCommand(deps Deps) *cobra.Command {
 		Long: `trace reads the object <kind>/<name> (any kind the cluster serves: configmap/app, deployment.apps/web,
 kustomization/apps) in the namespace of -n, finds the Kustomization or HelmRelease that applied it from the
 labels Flux sets (a Kustomization or HelmRelease traces itself), and follows it to its source, its applied
-revision and that revision's commit: SHA, subject, author, committed and applied times, commit → applied, and
-links to the applied path and to the commit on GitHub, GitLab, Gitea/Forgejo or Bitbucket (by host, or by the
+revision and the commit that last changed its path at that revision (the revision's own commit where the path
+has no history): SHA, subject, author, committed time, when it was applied (exact from the tracker's ledger,
+else "at or before"), commit → applied, and links to the applied path and to the commit on GitHub, GitLab, Gitea/Forgejo or Bitbucket (by host, or by the
 flux-commit-tracker.io/forge annotation on the source or the Flux object).
 
 Exit codes: 0 traced, 1 a step failed (what was traced is printed), 2 bad usage or unknown kind, 3 the object
@@ -136,7 +144,7 @@ does not exist or Flux does not manage it.`,
 			return err
 		}
 		if t.Error == "" && t.Revision != "" {
-			if err := traceCommit(ctx, o, deps.Stderr, c.reader, &t, d); err != nil {
+			if err := traceCommit(ctx, o, deps.Stderr, c, &t, d); err != nil {
 				t.Error = redact.Error(err).Error()
 			}
 		}
@@ -296,8 +304,9 @@ func (t *Trace) fill(d flux.Deployment) {
 	}
 }
 
-// traceCommit looks up the commit of t.Revision in d's repository and builds the links to it.
-func traceCommit(ctx context.Context, o QueryOptions, stderr io.Writer, secrets client.Reader, t *Trace, d flux.Deployment) error {
+// traceCommit looks up the commit that last changed t.Flux.Path at t.Revision (or t.Revision's own commit) in d's
+// repository, when it was applied, and the links to it.
+func traceCommit(ctx context.Context, o QueryOptions, stderr io.Writer, c cluster, t *Trace, d flux.Deployment) error {
 	rev, err := revision.Parse(t.Revision)
 	if err != nil {
 		return err
@@ -306,23 +315,37 @@ func traceCommit(ctx context.Context, o QueryOptions, stderr io.Writer, secrets 
 	if err != nil {
 		return fmt.Errorf("repository of %s %s/%s: %w", d.Kind, d.Namespace, d.Name, err)
 	}
-	t.TreeURL, t.CommitURL = BrowseURLs(repo, d.Forge, githubHosts(o.GitHubAPIURL), t.Source.Branch, t.Flux.Path, rev.Digest)
-	providers, loc, err := queryProviders(ctx, o, stderr, secrets)
+	providers, loc, err := queryProviders(ctx, o, stderr, c.reader)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = providers.Close() }()
 	// Each provider call has its deadline; this bounds a first git fetch plus the lookups.
-	ctx, cancel := context.WithTimeout(ctx, o.GitFetchTimeout+2*o.CallTimeout)
+	ctx, cancel := context.WithTimeout(ctx, o.GitFetchTimeout+4*o.CallTimeout)
 	defer cancel()
-	c, err := loc.Commit(ctx, d, rev.Digest)
+	commit, err := loc.LastChange(ctx, d, rev.Digest, t.Flux.Path)
+	t.LastChange = err == nil
+	if errors.Is(err, locate.ErrNoPathHistory) || errors.Is(err, locate.ErrNotInRepository) {
+		commit, err = loc.Commit(ctx, d, rev.Digest)
+	}
+	t.TreeURL, t.CommitURL = BrowseURLs(repo, d.Forge, githubHosts(o.GitHubAPIURL), t.Source.Branch, t.Flux.Path, rev.Digest)
 	if err != nil {
 		return fmt.Errorf("commit %s in %s: %w", revision.Short(rev.Digest), repo, err)
 	}
-	t.Commit = &c
-	if t.Applied != nil {
-		s := t.Applied.Sub(c.Committed).Seconds()
-		t.LatencySeconds = &s
+	t.Commit = &commit
+	_, t.CommitURL = BrowseURLs(repo, d.Forge, githubHosts(o.GitHubAPIURL), t.Source.Branch, t.Flux.Path, commit.SHA)
+	// Without a tracker (or the right to read its ledger) the apply time is Flux's: "at or before".
+	entries, _ := ledger.Read(ctx, c.reader, o.TrackerNamespace)
+	var entry *ledger.Entry
+	if e, ok := entries[d.UID]; ok {
+		entry = &e
+	}
+	p := loc.Place(ctx, c.context, d, entry, commit)
+	if p.Error != "" {
+		return fmt.Errorf("when %s was applied: %s", revision.Short(commit.SHA), p.Error)
+	}
+	if p.State == locate.Applied && p.Applied != nil {
+		t.Applied, t.AppliedExact, t.LatencySeconds = p.Applied, p.AppliedExact, p.LatencySeconds
 	}
 	return nil
 }
@@ -482,11 +505,18 @@ func printTrace(w io.Writer, format string, t Trace) error {
 		add("revision", "none applied yet")
 	}
 	if c := t.Commit; c != nil {
-		add("commit", c.SHA+"  "+c.Subject)
+		label := "commit"
+		if t.LastChange {
+			label = "last change"
+		}
+		add(label, c.SHA+"  "+c.Subject)
 		add("author", c.Author+", committed "+c.Committed.UTC().Format(time.RFC3339))
 	}
 	if t.Applied != nil {
 		applied := t.Applied.UTC().Format(time.RFC3339)
+		if !t.AppliedExact {
+			applied = "at or before " + applied
+		}
 		if t.LatencySeconds != nil {
 			applied += ", " + latency.Human(time.Duration(*t.LatencySeconds*float64(time.Second))) + " after the commit"
 		}

@@ -19,36 +19,44 @@ import (
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/app"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits/github/githubtest"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/ledger"
 	"github.com/flux-commit-tracker/flux-commit-tracker/test/fluxstatus"
 	"github.com/flux-commit-tracker/flux-commit-tracker/test/testenv"
 )
 
-// traceNS is the namespace of the trace tests' objects; envtest never removes it, so no other test uses it.
+// traceNS is the base name of the trace tests' namespace (see freshNamespace).
 const traceNS = "trace-cmd"
 
 // traceFixture is, in the suite's apiserver, a GitRepository shop on github.com/acme/shop (a GitHub fake
-// holding main c0 → c1) fetched at c1; a Kustomization apps (path ./deploy/prod/) applied c1 60 s after its
-// commit and applying the ConfigMap app-config; a HelmRelease web released from c1 and applying the Deployment
-// web; a Kustomization stale applied at a commit the repository does not hold; and an unmanaged ConfigMap.
+// holding main c0 → c1 → c2, where c0 adds deploy/prod and charts/app, c1 changes deploy/prod and c2 only the
+// README) fetched at c2; a Kustomization apps (path ./deploy/prod/) that applied c0, c1 (60 s after its commit)
+// and c2, as the tracker's ledger records, applying the ConfigMap app-config; a HelmRelease web released from
+// c2, which the ledger does not know, applying the Deployment web; a Kustomization stale applied at a commit the
+// repository does not hold; and an unmanaged ConfigMap.
 type traceFixture struct {
 	t          *testing.T
+	ns         string
 	gh         *githubtest.Server
 	kubeconfig string
-	c          [2]string
+	c          [3]string
 	base       time.Time
 }
 
 func newTraceFixture(t *testing.T) *traceFixture {
 	t.Helper()
-	f := &traceFixture{t: t, gh: githubtest.NewServer(), base: time.Date(2026, 2, 2, 9, 0, 0, 0, time.UTC)}
+	f := &traceFixture{t: t, ns: freshNamespace(traceNS), gh: githubtest.NewServer(), base: time.Date(2026, 2, 2, 9, 0, 0, 0, time.UTC)}
 	t.Cleanup(f.gh.Close)
 	repo := f.gh.Repo("acme", "shop")
-	for i, msg := range []string{"initial", "raise replicas\n\nfor the sale"} {
-		f.c[i] = repo.Commit(githubtest.CommitSpec{Message: msg, AuthorName: "Grace", AuthorTime: f.at(100 * i),
-			Files: map[string]string{"deploy/prod/app.yaml": msg}})
+	for i, files := range []map[string]string{
+		{"deploy/prod/app.yaml": "replicas: 1", "charts/app/Chart.yaml": "name: app", "README.md": "shop"},
+		{"deploy/prod/app.yaml": "replicas: 3"},
+		{"README.md": "the shop"},
+	} {
+		msg := []string{"initial", "raise replicas\n\nfor the sale", "docs: readme"}[i]
+		f.c[i] = repo.Commit(githubtest.CommitSpec{Message: msg, AuthorName: "Grace", AuthorTime: f.at(100 * i), Files: files})
 	}
 	f.kubeconfig = filepath.Join(t.TempDir(), "kubeconfig")
-	if err := testenv.WriteContexts(f.kubeconfig, testenv.Context{Name: "one", Config: env.Config, Namespace: traceNS}); err != nil {
+	if err := testenv.WriteContexts(f.kubeconfig, testenv.Context{Name: "one", Config: env.Config, Namespace: f.ns}); err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
@@ -64,28 +72,40 @@ func newTraceFixture(t *testing.T) *traceFixture {
 			}
 		}
 	}
-	create(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: traceNS}}, nil)
-	gr := &sourcev1.GitRepository{ObjectMeta: metav1.ObjectMeta{Namespace: traceNS, Name: "shop"},
+	create(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: f.ns}}, nil)
+	gr := &sourcev1.GitRepository{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "shop"},
 		Spec: sourcev1.GitRepositorySpec{URL: "https://github.com/acme/shop.git", Interval: metav1.Duration{Duration: time.Minute},
 			Reference: &sourcev1.GitRepositoryRef{Branch: "main"}}}
-	create(gr, func() { fluxstatus.Fetched(gr, f.c[1], f.at(130)) })
-	kustomization := func(name, sha string) {
-		k := &kustomizev1.Kustomization{ObjectMeta: metav1.ObjectMeta{Namespace: traceNS, Name: name},
+	create(gr, func() { fluxstatus.Fetched(gr, f.c[2], f.at(230)) })
+	kustomization := func(name, sha string) *kustomizev1.Kustomization {
+		k := &kustomizev1.Kustomization{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: name},
 			Spec: kustomizev1.KustomizationSpec{Interval: metav1.Duration{Duration: time.Minute}, Path: "./deploy/prod/", Prune: true,
 				SourceRef: kustomizev1.CrossNamespaceSourceReference{Kind: sourcev1.GitRepositoryKind, Name: "shop"}}}
-		create(k, func() { fluxstatus.Applied(k, fluxstatus.Revision(sha), f.at(160)) })
+		create(k, func() { fluxstatus.Applied(k, fluxstatus.Revision(sha), f.at(260)) })
+		return k
 	}
-	kustomization("apps", f.c[1])
+	apps := kustomization("apps", f.c[2])
 	kustomization("stale", "0123456789abcdef0123456789abcdef01234567")
-	hr, chart := fluxstatus.HelmRelease(traceNS, "web", "shop")
-	create(chart, func() { fluxstatus.ChartBuilt(chart, f.c[1], f.at(140)) })
-	create(hr, func() { fluxstatus.Released(hr, 1, f.c[1], f.at(190)) })
-	create(&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: traceNS, Name: "app-config", Labels: map[string]string{
-		"kustomize.toolkit.fluxcd.io/name": "apps", "kustomize.toolkit.fluxcd.io/namespace": traceNS}}}, nil)
-	create(&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: traceNS, Name: "handmade"}}, nil)
+	led, err := ledger.NewConfigMaps(ledger.ConfigMapsOptions{Client: env.Client, Namespace: f.ns, Shards: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := led.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := led.Swap(ctx, string(apps.UID), nil, ledger.Entry{Kind: "Kustomization", Namespace: f.ns, Name: "apps", Revision: fluxstatus.Revision(f.c[2]),
+		Applies: []ledger.Apply{{Digest: f.c[0], At: f.at(60)}, {Digest: f.c[1], At: f.at(160)}, {Digest: f.c[2], At: f.at(260)}}}); err != nil {
+		t.Fatal(err)
+	}
+	hr, chart := fluxstatus.HelmRelease(f.ns, "web", "shop")
+	create(chart, func() { fluxstatus.ChartBuilt(chart, f.c[2], f.at(240)) })
+	create(hr, func() { fluxstatus.Released(hr, 1, f.c[2], f.at(290)) })
+	create(&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "app-config", Labels: map[string]string{
+		"kustomize.toolkit.fluxcd.io/name": "apps", "kustomize.toolkit.fluxcd.io/namespace": f.ns}}}, nil)
+	create(&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "handmade"}}, nil)
 	labels := map[string]string{"app": "web"}
-	create(&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: traceNS, Name: "web", Labels: map[string]string{
-		"helm.toolkit.fluxcd.io/name": "web", "helm.toolkit.fluxcd.io/namespace": traceNS}},
+	create(&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "web", Labels: map[string]string{
+		"helm.toolkit.fluxcd.io/name": "web", "helm.toolkit.fluxcd.io/namespace": f.ns}},
 		Spec: appsv1.DeploymentSpec{Selector: &metav1.LabelSelector{MatchLabels: labels}, Template: corev1.PodTemplateSpec{
 			ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "web:1"}}}}}}, nil)
 	return f
@@ -98,7 +118,7 @@ func (f *traceFixture) run(args ...string) (int, string, string) {
 	f.t.Helper()
 	var out, errOut bytes.Buffer
 	all := append(append([]string{"trace"}, args...), "--kubeconfig", f.kubeconfig, "--github-api-url", f.gh.URL,
-		"--git-cache-dir", f.t.TempDir(), "--request-timeout", "5s")
+		"--git-cache-dir", f.t.TempDir(), "--request-timeout", "5s", "--tracker-namespace", f.ns)
 	code := app.Run(context.Background(), all, app.Deps{Getenv: func(string) string { return "" }, Stdout: &out, Stderr: &errOut})
 	return code, out.String(), errOut.String()
 }
@@ -126,26 +146,27 @@ func TestTrace(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &tr); err != nil {
 		t.Fatalf("trace -o json: %v\n%s", err, out)
 	}
-	if tr.Context != "one" || tr.Object != (app.TraceObject{APIVersion: "v1", Kind: "ConfigMap", Namespace: traceNS, Name: "app-config"}) {
+	if tr.Context != "one" || tr.Object != (app.TraceObject{APIVersion: "v1", Kind: "ConfigMap", Namespace: f.ns, Name: "app-config"}) {
 		t.Errorf("context %q, object %+v", tr.Context, tr.Object)
 	}
-	if tr.Flux.Kind != "Kustomization" || tr.Flux.Namespace != traceNS || tr.Flux.Name != "apps" || tr.Flux.Path != "deploy/prod" ||
-		!strings.Contains(tr.Flux.Message, fluxstatus.Revision(f.c[1])) {
+	if tr.Flux.Kind != "Kustomization" || tr.Flux.Namespace != f.ns || tr.Flux.Name != "apps" || tr.Flux.Path != "deploy/prod" ||
+		!strings.Contains(tr.Flux.Message, fluxstatus.Revision(f.c[2])) {
 		t.Errorf("flux %+v", tr.Flux)
 	}
-	if tr.Source != (app.TraceSource{Kind: "GitRepository", Namespace: traceNS, Name: "shop", URL: "https://github.com/acme/shop.git",
-		Branch: "main", Revision: fluxstatus.Revision(f.c[1])}) {
+	if tr.Source != (app.TraceSource{Kind: "GitRepository", Namespace: f.ns, Name: "shop", URL: "https://github.com/acme/shop.git",
+		Branch: "main", Revision: fluxstatus.Revision(f.c[2])}) {
 		t.Errorf("source %+v", tr.Source)
 	}
-	if tr.Revision != fluxstatus.Revision(f.c[1]) {
+	if tr.Revision != fluxstatus.Revision(f.c[2]) {
 		t.Errorf("revision %q", tr.Revision)
 	}
-	if c := tr.Commit; c == nil || c.SHA != f.c[1] || c.Subject != "raise replicas" || c.Author != "Grace" || !c.Committed.Equal(f.at(100)) ||
-		c.Repository != "https://github.com/acme/shop" {
-		t.Errorf("commit %+v", tr.Commit)
+	// The commit that last changed deploy/prod, not the revision's README commit, applied when the ledger says.
+	if c := tr.Commit; c == nil || !tr.LastChange || c.SHA != f.c[1] || c.Subject != "raise replicas" || c.Author != "Grace" ||
+		!c.Committed.Equal(f.at(100)) || c.Repository != "https://github.com/acme/shop" {
+		t.Errorf("commit %+v, last change %t; want %s, the last change of deploy/prod", tr.Commit, tr.LastChange, f.c[1])
 	}
-	if tr.Applied == nil || !tr.Applied.Equal(f.at(160)) || tr.LatencySeconds == nil || *tr.LatencySeconds != 60 {
-		t.Errorf("applied %v, latency %v; want +160s, 60 s after the commit", tr.Applied, tr.LatencySeconds)
+	if tr.Applied == nil || !tr.Applied.Equal(f.at(160)) || !tr.AppliedExact || tr.LatencySeconds == nil || *tr.LatencySeconds != 60 {
+		t.Errorf("applied %v (exact %t), latency %v; want exactly +160s, 60 s after the commit", tr.Applied, tr.AppliedExact, tr.LatencySeconds)
 	}
 	if tr.TreeURL != "https://github.com/acme/shop/tree/main/deploy/prod" || tr.CommitURL != "https://github.com/acme/shop/commit/"+f.c[1] {
 		t.Errorf("links %q %q", tr.TreeURL, tr.CommitURL)
@@ -159,8 +180,8 @@ func TestTrace(t *testing.T) {
 		code      int
 		want      string
 	}{
-		{"unmanaged", "configmap/handmade", 3, "ConfigMap trace-cmd/handmade is not managed by Flux: it has no kustomize.toolkit.fluxcd.io or helm.toolkit.fluxcd.io labels"},
-		{"missing", "configmap/nothing", 3, "ConfigMap trace-cmd/nothing not found"},
+		{"unmanaged", "configmap/handmade", 3, "ConfigMap " + f.ns + "/handmade is not managed by Flux: it has no kustomize.toolkit.fluxcd.io or helm.toolkit.fluxcd.io labels"},
+		{"missing", "configmap/nothing", 3, "ConfigMap " + f.ns + "/nothing not found"},
 		{"unknown kind", "frobnicator/x", app.ExitUsage, `unknown kind "frobnicator": the cluster serves no such resource`},
 		{"no name", "configmap", app.ExitUsage, "want <kind>/<name>"},
 		{"commit not in the repository", "kustomization/stale", 1, "commit 0123456 in https://github.com/acme/shop"},
@@ -170,7 +191,7 @@ func TestTrace(t *testing.T) {
 			if code != tt.code || !strings.Contains(stderr, tt.want) {
 				t.Errorf("trace %s = exit %d\nstdout %s\nstderr %s\nwant exit %d and %q", tt.obj, code, out, stderr, tt.code, tt.want)
 			}
-			if tt.code == 1 && !strings.Contains(out, "GitRepository trace-cmd/shop") {
+			if tt.code == 1 && !strings.Contains(out, "GitRepository "+f.ns+"/shop") {
 				t.Errorf("trace %s printed %q, want what it traced before the commit lookup failed", tt.obj, out)
 			}
 		})

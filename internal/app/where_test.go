@@ -7,7 +7,9 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -31,6 +33,7 @@ var updateGolden = flag.Bool("update", false, "rewrite the golden files in testd
 // wantGolden fails unless got is testdata/name; with -update it rewrites the file first.
 func wantGolden(t *testing.T, name, got string) {
 	t.Helper()
+	got = unfreshen(got)
 	golden := filepath.Join("testdata", name)
 	if *updateGolden {
 		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
@@ -46,6 +49,38 @@ func wantGolden(t *testing.T, name, got string) {
 	}
 }
 
+// namespaceRuns counts, by base name, the namespaces freshNamespace handed out: envtest never removes one, so a
+// test run again in the process (-count) needs another.
+var namespaceRuns = struct {
+	sync.Mutex
+	n     map[string]int
+	fresh map[string]string
+}{n: map[string]int{}, fresh: map[string]string{}}
+
+// freshNamespace is base the first time, then base with its last letter turned into 2, 3, … (so that tables
+// keep their widths): where, wher2, wher3.
+func freshNamespace(base string) string {
+	namespaceRuns.Lock()
+	defer namespaceRuns.Unlock()
+	namespaceRuns.n[base]++
+	if n := namespaceRuns.n[base]; n > 1 {
+		ns := base[:len(base)-1] + strconv.Itoa(n)
+		namespaceRuns.fresh[ns] = base
+		return ns
+	}
+	return base
+}
+
+// unfreshen writes the namespaces freshNamespace handed out as their base names, for golden files.
+func unfreshen(s string) string {
+	namespaceRuns.Lock()
+	defer namespaceRuns.Unlock()
+	for ns, base := range namespaceRuns.fresh {
+		s = strings.ReplaceAll(s, ns, base)
+	}
+	return s
+}
+
 // fleet is two clusters ("one", "two") and an unreachable one ("down") in one kubeconfig, with a GitHub fake
 // holding main c0 → c1 → c2 and c3 on a branch of its own, at fixed times.
 type fleet struct {
@@ -59,8 +94,9 @@ type fleet struct {
 	summary    string // GITHUB_STEP_SUMMARY
 }
 
-func newFleet(t *testing.T, ns string) *fleet {
+func newFleet(t *testing.T, base string) *fleet {
 	t.Helper()
+	ns := freshNamespace(base)
 	env2, err := testenv.Start()
 	if err != nil {
 		t.Fatal(err)
@@ -279,7 +315,7 @@ func TestWaitExitCodes(t *testing.T) {
 	if code != app.WaitLanded {
 		t.Fatalf("wait for two's apply = exit %d: %s", code, stderr)
 	}
-	if !strings.Contains(stderr, "two Kustomization/wait/web: pending") || !strings.Contains(stderr, "two Kustomization/wait/web: applied") {
+	if !strings.Contains(stderr, "two Kustomization/"+f.ns+"/web: pending") || !strings.Contains(stderr, "two Kustomization/"+f.ns+"/web: applied") {
 		t.Errorf("progress lines %q, want pending then applied", stderr)
 	}
 	var w app.Where
@@ -288,7 +324,7 @@ func TestWaitExitCodes(t *testing.T) {
 		t.Errorf("final state %s (%v), want web applied at c2", out, err)
 	}
 	if md, err := os.ReadFile(f.summary); err != nil || !strings.Contains(string(md), "landed everywhere") ||
-		!strings.Contains(string(md), "| two | Kustomization/wait/web | applied |") {
+		!strings.Contains(string(md), "| two | Kustomization/"+f.ns+"/web | applied |") {
 		t.Errorf("step summary %q (%v), want the landed table", md, err)
 	}
 }

@@ -94,6 +94,13 @@ type RefResolver interface {
 	Resolve(ctx context.Context, repo Repository, ref string) (string, error)
 }
 
+// PathHistory is a Provider that can name the commit that last changed a path.
+type PathHistory interface {
+	// LastChange returns the newest commit at or before rev (a full SHA) that changed path (a file or a
+	// directory, relative to the repository root); ErrNotFound when rev is unknown or no commit changed path.
+	LastChange(ctx context.Context, repo Repository, rev, path string) (Commit, error)
+}
+
 // IsSHAPrefix reports whether s, in either case, can abbreviate an object name: MinSHAPrefix to 64 hex digits.
 func IsSHAPrefix(s string) bool {
 	if len(s) < MinSHAPrefix || len(s) > 64 {

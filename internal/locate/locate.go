@@ -86,8 +86,32 @@ func (l Locator) Commit(ctx context.Context, d flux.Deployment, ref string) (Com
 	if err != nil {
 		return Commit{}, notFound(err)
 	}
+	return l.commitOf(src, c), nil
+}
+
+// ErrNoPathHistory reports a repository whose provider cannot name the commit that last changed a path.
+var ErrNoPathHistory = errors.New("the provider keeps no history of paths")
+
+// LastChange looks up, in d's repository, the newest commit at or before rev (a full SHA) that changed path.
+func (l Locator) LastChange(ctx context.Context, d flux.Deployment, rev, path string) (Commit, error) {
+	src, err := l.Sources(ctx, d)
+	if err != nil {
+		return Commit{}, err
+	}
+	h, ok := src.Provider.(commits.PathHistory)
+	if !ok {
+		return Commit{}, ErrNoPathHistory
+	}
+	c, err := h.LastChange(ctx, src.Repository, rev, path)
+	if err != nil {
+		return Commit{}, notFound(err)
+	}
+	return l.commitOf(src, c), nil
+}
+
+func (l Locator) commitOf(src tracker.Source, c commits.Commit) Commit {
 	subject, _, _ := strings.Cut(c.Message, "\n")
-	return Commit{SHA: c.SHA, Subject: subject, Author: c.AuthorName, Committed: c.Time(l.CommitTime), Repository: redact.URL(src.Repository.String())}, nil
+	return Commit{SHA: c.SHA, Subject: subject, Author: c.AuthorName, Committed: c.Time(l.CommitTime), Repository: redact.URL(src.Repository.String())}
 }
 
 func notFound(err error) error {

@@ -409,7 +409,10 @@ func (p *Provider) accessFor(url string, auth sourceauth.Auth) (*access, error) 
 // failing answers every lookup with err.
 type failing struct{ err error }
 
-var _ commits.RefResolver = failing{}
+var (
+	_ commits.RefResolver = failing{}
+	_ commits.PathHistory = failing{}
+)
 
 func (f failing) Commit(context.Context, commits.Repository, string) (commits.Commit, error) {
 	return commits.Commit{}, f.err
@@ -425,6 +428,10 @@ func (f failing) File(context.Context, commits.Repository, string, string, int64
 
 func (f failing) Resolve(context.Context, commits.Repository, string) (string, error) {
 	return "", f.err
+}
+
+func (f failing) LastChange(context.Context, commits.Repository, string, string) (commits.Commit, error) {
+	return commits.Commit{}, f.err
 }
 
 // parseSHA accepts a full SHA-1 object name in either case.

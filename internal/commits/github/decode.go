@@ -79,6 +79,23 @@ func decodeCommit(raw []byte) (commits.Commit, error) {
 	return toCommit(&rc)
 }
 
+// decodeCommitList maps the body of GET /repos/{owner}/{repo}/commits: an array of commits, newest first.
+func decodeCommitList(raw []byte) ([]commits.Commit, error) {
+	var list []*commitJSON
+	if err := unmarshal(raw, &list, "commit list"); err != nil {
+		return nil, err
+	}
+	out := make([]commits.Commit, 0, len(list))
+	for i, rc := range list {
+		c, err := toCommit(rc)
+		if err != nil {
+			return nil, fmt.Errorf("commit list: commit %d: %w", i, err)
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
 // compare is the part of a compare answer the range walk needs.
 type compare struct {
 	status  commits.RangeStatus

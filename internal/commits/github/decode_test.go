@@ -184,6 +184,30 @@ func FuzzCompareFromJSON(f *testing.F) {
 	})
 }
 
+func FuzzCommitListFromJSON(f *testing.F) {
+	f.Add([]byte(`[` + goodCommit + `]`))
+	f.Add([]byte(`[]`))
+	f.Add([]byte(`[null]`))
+	f.Add([]byte(`{"sha":"` + shaA + `"}`))
+	f.Add([]byte(`null`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		list, err := decodeCommitList(data)
+		if err != nil {
+			if !errors.Is(err, commits.ErrBadResponse) {
+				t.Fatalf("error %v does not wrap ErrBadResponse", err)
+			}
+			return
+		}
+		var raw []json.RawMessage
+		if json.Unmarshal(data, &raw) != nil || len(raw) != len(list) {
+			t.Fatalf("decoded %d commits from %s", len(list), data)
+		}
+		for _, c := range list {
+			checkCommit(t, c)
+		}
+	})
+}
+
 func FuzzContentsFromJSON(f *testing.F) {
 	f.Add([]byte(`{"type":"file","size":5,"encoding":"base64","content":"aGVs\nbG8=\n"}`))
 	f.Add([]byte(`{"type":"file","size":0,"encoding":"none","content":null}`))

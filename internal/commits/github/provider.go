@@ -131,6 +131,7 @@ type Provider struct {
 var (
 	_ commits.Provider    = (*Provider)(nil)
 	_ commits.RefResolver = (*Provider)(nil)
+	_ commits.PathHistory = (*Provider)(nil)
 )
 
 // New returns a Provider for opts.
@@ -655,4 +656,39 @@ func cloneCommits(cs []commits.Commit) []commits.Commit {
 		out[i] = cloneCommit(c)
 	}
 	return out
+}
+
+// LastChange returns the newest commit at or before rev that changed path, from GET commits?sha=&path=&per_page=1
+// (GitHub's history of a path, as git log -- path simplifies it). An answer for a full SHA is kept.
+func (p *Provider) LastChange(ctx context.Context, repo commits.Repository, rev, path string) (commits.Commit, error) {
+	path = strings.Trim(path, "/")
+	key := cacheKey("lastchange", repo, rev, path)
+	v, err := p.lookup(ctx, key, key, isSHA(rev), func(ctx context.Context) (any, int64, error) {
+		what := fmt.Sprintf("last change of %s at %s in %s", revision.Quote(path), revision.Quote(rev), repo)
+		raw, _, err := p.get(ctx, historyURL(repo, rev, path))
+		if err != nil {
+			return nil, 0, apiError(ctx, err, "%s", what)
+		}
+		cs, err := decodeCommitList(raw)
+		if err != nil {
+			return nil, 0, fmt.Errorf("github: %s: %w", what, err)
+		}
+		if len(cs) == 0 {
+			return nil, 0, fmt.Errorf("github: %s: no commit changed it: %w", what, commits.ErrNotFound)
+		}
+		return cs[0], int64(len(key)) + commitBytes(cs[0]), nil
+	})
+	if err != nil {
+		return commits.Commit{}, err
+	}
+	return cloneCommit(v.(commits.Commit)), nil
+}
+
+// historyURL is the path of GET /repos/{owner}/{repo}/commits listing the newest commit at ref that changed path.
+func historyURL(repo commits.Repository, ref, path string) string {
+	q := url.Values{"sha": {ref}, "per_page": {"1"}}
+	if path != "" {
+		q.Set("path", path)
+	}
+	return fmt.Sprintf("repos/%s/%s/commits?%s", url.PathEscape(repo.Owner), url.PathEscape(repo.Name), q.Encode())
 }

@@ -144,3 +144,42 @@ func absentPrefix(t *testing.T, shas ...string) string {
 	t.Fatal("every candidate prefix is taken")
 	return ""
 }
+
+// TestLastChange: the newest commit at or before a revision that changed a path, a file or a directory, in one
+// request; a path no commit changed and an unknown revision are commits.ErrNotFound; a full SHA's answer is kept.
+func TestLastChange(t *testing.T) {
+	f := newFixture(t, nil)
+	first := f.commit(map[string]string{"deploy/app.yaml": "1", "README.md": "a"})
+	app := f.commit(map[string]string{"deploy/app.yaml": "2"})
+	docs := f.commit(map[string]string{"README.md": "b"})
+	for _, tt := range []struct {
+		rev, path, want string
+	}{
+		{docs, "deploy", app},
+		{docs, "deploy/", app},
+		{docs, "deploy/app.yaml", app},
+		{docs, "README.md", docs},
+		{app, "README.md", first},
+		{docs, "", docs},
+	} {
+		got, err := f.p.LastChange(context.Background(), repo, tt.rev, tt.path)
+		if err != nil || got.SHA != tt.want {
+			t.Errorf("LastChange(%s, %q) = %s, %v; want %s", tt.rev[:7], tt.path, got.SHA, err, tt.want[:7])
+		}
+		if err == nil && (got.CommitterTime.IsZero() || got.Message == "") {
+			t.Errorf("LastChange(%s, %q) = %+v, want the whole commit", tt.rev[:7], tt.path, got)
+		}
+	}
+	f.srv.ClearRequests()
+	if _, err := f.p.LastChange(context.Background(), repo, docs, "deploy"); err != nil {
+		t.Fatal(err)
+	}
+	if reqs := f.srv.Requests(); len(reqs) != 0 {
+		t.Errorf("asked again for a full SHA's last change: %d requests", len(reqs))
+	}
+	for _, tt := range []struct{ rev, path string }{{docs, "charts"}, {strings.Repeat("0", 40), "deploy"}} {
+		if got, err := f.p.LastChange(context.Background(), repo, tt.rev, tt.path); !errors.Is(err, commits.ErrNotFound) {
+			t.Errorf("LastChange(%s, %q) = %s, %v; want ErrNotFound", tt.rev[:7], tt.path, got.SHA, err)
+		}
+	}
+}

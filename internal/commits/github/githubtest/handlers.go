@@ -2,6 +2,7 @@ package githubtest
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
@@ -13,9 +14,10 @@ import (
 )
 
 const (
-	commitDocs   = "https://docs.github.com/rest/commits/commits#get-a-commit"
-	compareDocs  = "https://docs.github.com/rest/commits/commits#compare-two-commits"
-	contentsDocs = "https://docs.github.com/rest/repos/contents#get-repository-content"
+	commitDocs      = "https://docs.github.com/rest/commits/commits#get-a-commit"
+	compareDocs     = "https://docs.github.com/rest/commits/commits#compare-two-commits"
+	listCommitsDocs = "https://docs.github.com/rest/commits/commits#list-commits"
+	contentsDocs    = "https://docs.github.com/rest/repos/contents#get-repository-content"
 	// inlineContentLimit is the largest file the contents API returns inline; larger files come with encoding "none".
 	inlineContentLimit = 1 << 20
 	// unpagedCompareLimit is how many (newest) commits compare lists without page or per_page.
@@ -244,6 +246,37 @@ func (s *Server) getCommit(r *http.Request, repo *Repo, ref string) *response {
 			header: http.Header{"Etag": {`"` + c.sha + `"`}}}
 	}
 	return jsonResponse(http.StatusOK, s.commitJSON(r, repo, c, true))
+}
+
+// listCommits answers GET /repos/{owner}/{repo}/commits?sha=&path=: the commits reachable from sha (the default
+// branch when absent), newest first, 30 a page unless per_page says otherwise (at most 100). With path, only those
+// that changed it, as git log -- path simplifies history: a merge counts only when it differs from every parent.
+func (s *Server) listCommits(r *http.Request, repo *Repo) *response {
+	q := r.URL.Query()
+	head := repo.resolve(cmp.Or(q.Get("sha"), repo.defaultRef))
+	if head == nil {
+		return errorResponse(http.StatusNotFound, "Not Found", listCommitsDocs)
+	}
+	p := strings.Trim(q.Get("path"), "/")
+	all := repo.chronological(repo.ancestors(head.sha))
+	list := []*commit{}
+	for i := len(all) - 1; i >= 0; i-- {
+		if c := all[i]; p == "" || repo.changed(c, p) {
+			list = append(list, c)
+		}
+	}
+	perPage := min(atoiDefault(q.Get("per_page"), 30), 100)
+	page := atoiDefault(q.Get("page"), 1)
+	last := max((len(list)+perPage-1)/perPage, 1)
+	out := []commitJSON{}
+	for _, c := range list[min((page-1)*perPage, len(list)):min(page*perPage, len(list))] {
+		out = append(out, s.commitJSON(r, repo, c, false))
+	}
+	resp := jsonResponse(http.StatusOK, out)
+	if links := pageLinks(r, page, last, perPage); links != "" {
+		resp.header = http.Header{"Link": {links}}
+	}
+	return resp
 }
 
 // compare answers GET /repos/{owner}/{repo}/compare/{base}...{head}: the commits reachable from head and

@@ -191,6 +191,30 @@ func (r *Repo) resolve(ref string) *commit {
 	return found
 }
 
+// changed reports whether c changed path (a file or a directory): against its parent, or against every parent
+// of a merge; a root commit changed what it holds.
+func (r *Repo) changed(c *commit, p string) bool {
+	under := func(tree map[string]string) map[string]string {
+		out := map[string]string{}
+		for name, content := range tree {
+			if name == p || strings.HasPrefix(name, p+"/") {
+				out[name] = content
+			}
+		}
+		return out
+	}
+	mine := under(c.tree)
+	if len(c.parents) == 0 {
+		return len(mine) > 0
+	}
+	for _, parent := range c.parents {
+		if maps.Equal(mine, under(r.commits[parent].tree)) {
+			return false
+		}
+	}
+	return true
+}
+
 // ancestors returns sha and every commit reachable from it.
 func (r *Repo) ancestors(sha string) map[string]bool {
 	seen := map[string]bool{}

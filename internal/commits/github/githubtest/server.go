@@ -483,6 +483,10 @@ func (s *Server) route(r *http.Request, now time.Time) *response {
 		case "contents":
 			return s.contents(r, repo, rest)
 		}
+	case len(parts) == 4 && parts[0] == "repos" && parts[3] == "commits":
+		if repo, ok := s.repos[parts[1]+"/"+parts[2]]; ok {
+			return s.listCommits(r, repo)
+		}
 	case len(parts) == 4 && parts[0] == "repos" && parts[3] == "contents":
 		if repo, ok := s.repos[parts[1]+"/"+parts[2]]; ok {
 			return s.contents(r, repo, "")
