@@ -165,6 +165,8 @@ func (o *QueryOptions) read(ctx context.Context, c cluster) snapshot {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 4*o.RequestTimeout)
 	defer cancel()
+	// Objects that share a source read it once.
+	reader := newOnceReader(c.reader)
 	sel, _ := labels.Parse(o.Selector)
 	opts := []client.ListOption{client.MatchingLabelsSelector{Selector: sel}}
 	if !o.AllNamespaces {
@@ -176,7 +178,7 @@ func (o *QueryOptions) read(ctx context.Context, c cluster) snapshot {
 		return s
 	}
 	for i := range ks.Items {
-		if d, err := flux.LoadKustomization(ctx, c.reader, &ks.Items[i]); err == nil && d.Revision != "" {
+		if d, err := flux.LoadKustomization(ctx, reader, &ks.Items[i]); err == nil && d.Revision != "" {
 			s.objects = append(s.objects, d)
 		}
 	}
@@ -186,7 +188,7 @@ func (o *QueryOptions) read(ctx context.Context, c cluster) snapshot {
 		return s
 	}
 	for i := range hrs.Items {
-		if d, err := flux.LoadHelmRelease(ctx, c.reader, &hrs.Items[i], true); err == nil && d.Revision != "" {
+		if d, err := flux.LoadHelmRelease(ctx, reader, &hrs.Items[i], true); err == nil && d.Revision != "" {
 			s.objects = append(s.objects, d)
 		}
 	}

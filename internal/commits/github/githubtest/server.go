@@ -456,6 +456,12 @@ func isTokenEndpoint(p string) bool {
 	return len(parts) == 4 && parts[0] == "app" && parts[1] == "installations" && parts[3] == "access_tokens"
 }
 
+// Path segments of the repository API.
+const (
+	segRepos   = "repos"
+	segCommits = "commits"
+)
+
 func (s *Server) route(r *http.Request, now time.Time) *response {
 	p := apiPath(r.URL.Path)
 	parts := strings.Split(strings.TrimPrefix(p, "/"), "/")
@@ -469,25 +475,25 @@ func (s *Server) route(r *http.Request, now time.Time) *response {
 		return errorResponse(http.StatusNotFound, "Not Found", restDocs)
 	case len(parts) == 1 && parts[0] == "rate_limit":
 		return s.rateLimit()
-	case len(parts) >= 5 && parts[0] == "repos":
+	case len(parts) >= 5 && parts[0] == segRepos:
 		repo, ok := s.repos[parts[1]+"/"+parts[2]]
 		if !ok {
 			return errorResponse(http.StatusNotFound, "Not Found", restDocs)
 		}
 		rest := strings.Join(parts[4:], "/")
 		switch parts[3] {
-		case "commits":
+		case segCommits:
 			return s.getCommit(r, repo, rest)
 		case "compare":
 			return s.compare(r, repo, rest)
 		case "contents":
 			return s.contents(r, repo, rest)
 		}
-	case len(parts) == 4 && parts[0] == "repos" && parts[3] == "commits":
+	case len(parts) == 4 && parts[0] == segRepos && parts[3] == segCommits:
 		if repo, ok := s.repos[parts[1]+"/"+parts[2]]; ok {
 			return s.listCommits(r, repo)
 		}
-	case len(parts) == 4 && parts[0] == "repos" && parts[3] == "contents":
+	case len(parts) == 4 && parts[0] == segRepos && parts[3] == "contents":
 		if repo, ok := s.repos[parts[1]+"/"+parts[2]]; ok {
 			return s.contents(r, repo, "")
 		}

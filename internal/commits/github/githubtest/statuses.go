@@ -112,7 +112,7 @@ func (s *Server) RepoDeployments(owner, name string) []DeploymentRecord {
 
 // routeStatuses answers the commit status and deployment endpoints, for any owner/name; nil for other paths.
 func (s *Server) routeStatuses(r *http.Request, parts []string, now time.Time) *response {
-	if len(parts) < 4 || parts[0] != "repos" {
+	if len(parts) < 4 || parts[0] != segRepos {
 		return nil
 	}
 	owner, name := parts[1], parts[2]
@@ -120,9 +120,9 @@ func (s *Server) routeStatuses(r *http.Request, parts []string, now time.Time) *
 	switch {
 	case len(parts) == 5 && parts[3] == segStatuses && r.Method == http.MethodPost:
 		return s.createStatus(r, owner, name, parts[4], now)
-	case len(parts) >= 6 && parts[3] == "commits" && parts[len(parts)-1] == "status" && r.Method == http.MethodGet:
+	case len(parts) >= 6 && parts[3] == segCommits && parts[len(parts)-1] == "status" && r.Method == http.MethodGet:
 		return s.combinedStatus(r, owner, name, strings.Join(parts[4:len(parts)-1], "/"))
-	case len(parts) >= 6 && parts[3] == "commits" && parts[len(parts)-1] == segStatuses && r.Method == http.MethodGet:
+	case len(parts) >= 6 && parts[3] == segCommits && parts[len(parts)-1] == segStatuses && r.Method == http.MethodGet:
 		return s.listStatuses(r, owner, name, strings.Join(parts[4:len(parts)-1], "/"))
 	case len(parts) == 4 && parts[3] == "deployments" && r.Method == http.MethodPost:
 		return s.createDeployment(r, owner, name, now)
