@@ -93,7 +93,7 @@ func newFeedback(ctx context.Context, opts Options, providers *Providers, metric
 		return nil, nil
 	}
 	fopts := forge.Options{Timeout: opts.CallTimeout}
-	gh := forge.NewGitHub(providers.GitHub.Client(), fopts)
+	gh := forge.NewGitHub(providers.GitHub.Client(), providers.GitHub.WriteClient(), fopts)
 	reg := forge.Registry{GitHub: gh, GitHubHosts: githubHosts(opts.GitHubAPIURL)}
 	if opts.GitLabToken != "" {
 		gl, err := forge.NewGitLab(forge.HTTPOptions{Options: fopts, BaseURL: opts.GitLabAPIURL, Token: opts.GitLabToken})

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	gh "github.com/google/go-github/v88/github"
-	"github.com/hashicorp/go-retryablehttp"
 
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/outbox"
@@ -74,29 +73,29 @@ var (
 	_ Deployments = (*GitHub)(nil)
 )
 
-// NewGitHub returns a GitHub forge calling through client, whose answers it reads capped at 1 MiB. Writes are
-// sent once: a create that GitHub stored but answered 5xx, or whose answer was lost, would be stored again by a
-// retry, so client's retries (go-retryablehttp's, as the commit provider's client has) are left to the reads.
-func NewGitHub(client *gh.Client, opts Options) *GitHub {
+// NewGitHub returns a GitHub forge reading through client and writing through writer (client when nil), whose
+// answers it reads capped at 1 MiB. Writes are sent once: a create that GitHub stored but answered 5xx, or whose
+// answer was lost, would be stored again by a retry, so writer must not retry (the commit provider's
+// WriteClient); client's retries serve the reads.
+func NewGitHub(client, writer *gh.Client, opts Options) *GitHub {
 	o := opts.withDefaults()
 	g := &GitHub{gate: newGate(o), timeout: o.Timeout}
 	if client == nil {
 		return g
 	}
+	if writer == nil {
+		writer = client
+	}
+	g.client, g.writer = capped(client), capped(writer)
+	return g
+}
+
+// capped is client with its answers capped.
+func capped(client *gh.Client) *gh.Client {
 	rt := client.Client().Transport
 	if rt == nil {
 		rt = http.DefaultTransport
 	}
-	g.client = capped(client, rt)
-	g.writer = g.client
-	if r, ok := rt.(*retryablehttp.RoundTripper); ok && r.Client != nil && r.Client.HTTPClient != nil && r.Client.HTTPClient.Transport != nil {
-		g.writer = capped(client, r.Client.HTTPClient.Transport)
-	}
-	return g
-}
-
-// capped is client sending through rt, its answers capped.
-func capped(client *gh.Client, rt http.RoundTripper) *gh.Client {
 	if c, err := client.Clone(gh.WithTransport(capTransport{next: rt})); err == nil {
 		return c
 	}

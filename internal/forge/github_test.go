@@ -34,7 +34,7 @@ func newGitHub(t *testing.T, srv *githubtest.Server) *forge.GitHub {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return forge.NewGitHub(p.Client(), forge.Options{WriteInterval: time.Nanosecond})
+	return forge.NewGitHub(p.Client(), p.WriteClient(), forge.Options{WriteInterval: time.Nanosecond})
 }
 
 func TestGitHubStatusesRoundTrip(t *testing.T) {
@@ -145,7 +145,7 @@ func TestGitHubRateLimits(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			c := forge.NewGitHub(client, forge.Options{})
+			c := forge.NewGitHub(client, nil, forge.Options{})
 			srv.RateLimitNext(status, 20*time.Second)
 			check(t, srv, c, 20*time.Second)
 		})
@@ -157,7 +157,7 @@ func TestGitHubRateLimits(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c := forge.NewGitHub(client, forge.Options{})
+		c := forge.NewGitHub(client, nil, forge.Options{})
 		srv.PrimaryRateLimitNext(http.StatusForbidden, 50*time.Second)
 		check(t, srv, c, 50*time.Second)
 	})
@@ -286,7 +286,7 @@ func TestGitHubWritesAreSentOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := forge.NewGitHub(p.Client(), forge.Options{WriteInterval: time.Nanosecond})
+	c := forge.NewGitHub(p.Client(), p.WriteClient(), forge.Options{WriteInterval: time.Nanosecond})
 	if err := c.Post(ctx, githubRepo, sha1, forge.Status{State: forge.StatePending, Context: "flux/prod"}); err == nil || errors.Is(err, outbox.ErrRefused) {
 		t.Fatalf("Post answered 502: error %v, want one to retry later", err)
 	}

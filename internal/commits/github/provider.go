@@ -119,13 +119,15 @@ func (o Options) validateApp() error {
 
 // Provider implements commits.Provider for GitHub. It is safe for concurrent use.
 type Provider struct {
-	client  *gh.Client
-	cache   *bytecache.Cache[string, any]
-	flight  singleflight.Group
-	limiter *limiter
-	timeout time.Duration
-	onCall  func(context.Context, commits.CallOutcome)
-	logger  *slog.Logger
+	client *gh.Client
+	// writeClient is client without retries.
+	writeClient *gh.Client
+	cache       *bytecache.Cache[string, any]
+	flight      singleflight.Group
+	limiter     *limiter
+	timeout     time.Duration
+	onCall      func(context.Context, commits.CallOutcome)
+	logger      *slog.Logger
 }
 
 var (
@@ -186,17 +188,19 @@ func New(opts Options) (*Provider, error) {
 			return itr, nil
 		}
 	}
-	rt, err := newTransport(cfg)
+	rt, once, err := newTransport(cfg)
 	if err != nil {
 		return nil, err
 	}
 	baseURL := base.String()
-	client, err := gh.NewClient(
-		gh.WithTransport(rt),
-		gh.WithURLs(&baseURL, nil),
-		gh.WithDisableRateLimitCheck(),
-		gh.WithUserAgent(userAgent),
-	)
+	newClient := func(rt http.RoundTripper) (*gh.Client, error) {
+		return gh.NewClient(gh.WithTransport(rt), gh.WithURLs(&baseURL, nil), gh.WithDisableRateLimitCheck(), gh.WithUserAgent(userAgent))
+	}
+	client, err := newClient(rt)
+	if err != nil {
+		return nil, fmt.Errorf("github: %w", err)
+	}
+	writeClient, err := newClient(once)
 	if err != nil {
 		return nil, fmt.Errorf("github: %w", err)
 	}
@@ -209,17 +213,22 @@ func New(opts Options) (*Provider, error) {
 		cacheBytes = DefaultCacheBytes
 	}
 	return &Provider{
-		client:  client,
-		cache:   bytecache.New[string, any](cacheBytes),
-		limiter: cfg.limiter,
-		timeout: timeout,
-		onCall:  cfg.onCall,
-		logger:  cfg.logger,
+		client:      client,
+		writeClient: writeClient,
+		cache:       bytecache.New[string, any](cacheBytes),
+		limiter:     cfg.limiter,
+		timeout:     timeout,
+		onCall:      cfg.onCall,
+		logger:      cfg.logger,
 	}, nil
 }
 
 // Client returns the provider's go-github client: its auth, rate limit gating and retries, for other API calls.
 func (p *Provider) Client() *gh.Client { return p.client }
+
+// WriteClient is Client without retries, for writes a retry could store twice (a create that GitHub stored
+// but answered 5xx, or whose answer was lost).
+func (p *Provider) WriteClient() *gh.Client { return p.writeClient }
 
 func parseBaseURL(s string) (*url.URL, error) {
 	if s == "" {

@@ -71,16 +71,16 @@ type transportConfig struct {
 //	instrumented   one span and one OnCall outcome per request on the wire
 //	base
 //
-// Nothing in the stack sleeps for a rate limit: the caller gets the error and requeues.
-func newTransport(cfg transportConfig) (http.RoundTripper, error) {
+// Nothing in the stack sleeps for a rate limit: the caller gets the error and requeues. once is the same stack
+// without retryablehttp, for writes that a retry could store twice.
+func newTransport(cfg transportConfig) (retrying, once http.RoundTripper, err error) {
 	var wire http.RoundTripper = &instrumented{base: cfg.base, prefix: cfg.apiURL.Path, tracer: cfg.tracer, onCall: cfg.onCall}
 	wire = &limitGate{next: wire, limiter: cfg.limiter}
 	authed := wire
 	switch {
 	case cfg.authenticate != nil:
-		var err error
 		if authed, err = cfg.authenticate(wire); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	case cfg.token != "":
 		authed = bearer{next: wire, token: cfg.token}
@@ -96,7 +96,7 @@ func newTransport(cfg transportConfig) (http.RoundTripper, error) {
 		ErrorHandler: lastResponse,
 		Logger:       debugLogger{cfg.logger},
 	}
-	return &retryablehttp.RoundTripper{Client: client}, nil
+	return &retryablehttp.RoundTripper{Client: client}, gate, nil
 }
 
 // checkRetry retries what retryablehttp's default policy retries (network errors, 5xx other than 501),
