@@ -10,9 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -112,16 +109,11 @@ func Run(ctx context.Context, opts Options) (err error) {
 	defer func() { err = errors.Join(err, s.Stop()) }()
 	say("stack up in %v", time.Since(begin).Round(100*time.Millisecond))
 
-	// The repository is served under /acme/ too, so that its URL names an owner as a forge's does; its commit
-	// statuses go to a fake GitHub, on localhost so that the git server's 127.0.0.1 is no GitHub host.
-	under, err := serveUnder(s, Owner)
-	if err != nil {
-		return err
-	}
-	defer under.Close()
+	// The repository's URL names an owner, /acme/, as a forge's does; its commit statuses go to a fake GitHub, on
+	// localhost so that the git server's 127.0.0.1 is no GitHub host.
 	gh := githubtest.NewServer()
 	defer gh.Close()
-	repo, err := setUp(ctx, s, under.URL+"/"+Owner+"/"+RepoName+".git")
+	repo, err := setUp(ctx, s, s.GitURLOf(Owner, RepoName))
 	if err != nil {
 		return err
 	}
@@ -179,19 +171,6 @@ func Run(ctx context.Context, opts Options) (err error) {
 	query("where", short(last))
 	query("log", "--source", Namespace+"/manifests", "--max-count", "5")
 	return nil
-}
-
-// serveUnder serves the stack's git server under /<owner>/: /<owner>/<name>.git is the repository <name>.
-func serveUnder(s *stack.Stack, owner string) (*httptest.Server, error) {
-	git, err := url.Parse(s.GitURL(RepoName))
-	if err != nil {
-		return nil, err
-	}
-	target := &url.URL{Scheme: git.Scheme, Host: git.Host}
-	return httptest.NewServer(&httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
-		r.SetURL(target)
-		r.Out.URL.Path, r.Out.URL.RawPath = strings.TrimPrefix(r.In.URL.Path, "/"+owner), ""
-	}}), nil
 }
 
 // setUp creates the namespace, the repository with one folder per object, the GitRepository fetching it from

@@ -2,9 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -41,8 +38,7 @@ type forgeWorld struct {
 
 func newForgeWorld(t *testing.T, kustomizations ...string) *forgeWorld {
 	t.Helper()
-	under := serveUnder(t, owner)
-	w := newWorldFrom(t, func(r *stack.Repo) string { return under + "/" + owner + "/" + r.Name() + ".git" },
+	w := newWorldFrom(t, func(r *stack.Repo) string { return flux.GitURLOf(owner, r.Name()) },
 		[]func(*sourcev1.GitRepository){func(gr *sourcev1.GitRepository) {
 			gr.Annotations = map[string]string{"flux-commit-tracker.io/forge": "github"}
 		}}, kustomizations...)
@@ -55,22 +51,6 @@ func newForgeWorld(t *testing.T, kustomizations ...string) *forgeWorld {
 		return strings.Count(tr.String(), "first sight of object") == len(kustomizations)
 	})
 	return &forgeWorld{world: w, gh: gh, tr: tr}
-}
-
-// serveUnder serves the stack's git server under /<owner>/ and returns its base URL.
-func serveUnder(t *testing.T, owner string) string {
-	t.Helper()
-	git, err := url.Parse(flux.GitURL("x"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	target := &url.URL{Scheme: git.Scheme, Host: git.Host}
-	srv := httptest.NewServer(&httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
-		r.SetURL(target)
-		r.Out.URL.Path, r.Out.URL.RawPath = strings.TrimPrefix(r.In.URL.Path, "/"+owner), ""
-	}})
-	t.Cleanup(srv.Close)
-	return srv.URL
 }
 
 // statuses is what the fake holds on sha under the cluster's context, oldest first, as "state: description".

@@ -59,12 +59,26 @@ func startGitServer(dir string) (*gitServer, error) {
 		),
 		Stderr: g.logFile,
 	}
-	g.srv = &http.Server{Handler: backend, ReadHeaderTimeout: 10 * time.Second}
+	g.srv = &http.Server{Handler: ownerless(backend), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		defer close(g.done)
 		_ = g.srv.Serve(ln)
 	}()
 	return g, nil
+}
+
+// ownerless serves /<owner>/<name>.git/… as /<name>.git/…, so that a repository's URL can name an owner as a
+// forge's does.
+func ownerless(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if owner, rest, ok := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/"); ok && !strings.HasSuffix(owner, ".git") {
+			if name, _, _ := strings.Cut(rest, "/"); strings.HasSuffix(name, ".git") {
+				r = r.Clone(r.Context())
+				r.URL.Path, r.URL.RawPath = "/"+rest, ""
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 func (g *gitServer) close() error {
@@ -82,6 +96,12 @@ var repoName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 
 // GitURL is the clone URL of the repository named repo: http://127.0.0.1:P/<repo>.git.
 func (s *Stack) GitURL(repo string) string { return s.git.url + "/" + repo + ".git" }
+
+// GitURLOf is the clone URL of repo under owner, as a forge names it: http://127.0.0.1:P/<owner>/<repo>.git,
+// served from the same repository as GitURL(repo).
+func (s *Stack) GitURLOf(owner, repo string) string {
+	return s.git.url + "/" + owner + "/" + repo + ".git"
+}
 
 // Repo is a bare repository served by the stack's git server, with a work tree that commits and pushes to it
 // (through the file system: the HTTP side is read-only). Its methods are safe for concurrent use.

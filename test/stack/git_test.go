@@ -2,6 +2,7 @@ package stack
 
 import (
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -48,6 +49,10 @@ func TestRepo(t *testing.T) {
 	}
 	assertGit(t, clone, second, "rev-parse", "HEAD")
 	assertGit(t, clone, "a/cm.yaml", "ls-files")
+	// The same repository under an owner, as a forge names it.
+	if out, err := runGit("", nil, "ls-remote", s.GitURLOf("acme", "manifests"), "refs/heads/main"); err != nil || !strings.HasPrefix(out, second) {
+		t.Errorf("ls-remote %s = %q, %v; want main at %s", s.GitURLOf("acme", "manifests"), out, err, second)
+	}
 	// Committer and author times are when, to the second, in when's zone.
 	assertGit(t, clone, "1772359260 +0200 1772359260 +0200", "log", "-1", "--format=%at %ad %ct %cd", "--date=format:%z")
 
