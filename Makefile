@@ -9,16 +9,20 @@ GOLANGCI_LINT := $(TOOLS_DIR)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 FUZZTIME ?= 30s
 PKGS := ./...
 
-.PHONY: all build test test-assets demo e2e faults bench-scale lint fuzz fuzz-short verify ci fmt fmt-check vet bench clean
+.PHONY: all build generate test test-assets demo e2e faults bench-scale lint fuzz fuzz-short verify ci fmt fmt-check vet bench clean
 
 all: build
 
 build: ## Build the tracker binary into bin/.
 	$(GO) build -trimpath -o $(BIN) ./cmd/flux-commit-tracker
 
-test-assets: ## Install etcd, build kube-apiserver and the Flux controllers, collect the Flux CRDs (skipped when present).
+generate: ## Regenerate the Grafana dashboards and Prometheus rules (config/monitoring, the chart's files) from internal/monitoring.
+	$(GO) run ./hack/gen-monitoring
+
+test-assets: ## Install etcd and promtool, build kube-apiserver and the Flux controllers, collect the Flux CRDs (skipped when present).
 	@./hack/test-assets.sh >/dev/null
 	@./hack/flux-assets.sh >/dev/null
+	@./hack/monitoring-assets.sh >/dev/null
 
 # Where the tests find etcd + kube-apiserver, the Flux CRDs and the Flux controllers.
 TEST_ENV = KUBEBUILDER_ASSETS="$$(./hack/test-assets.sh)" FLUX_CRDS_DIR="$(TOOLS_DIR)/flux-crds" FLUX_BIN_DIR="$$(./hack/flux-assets.sh)"
@@ -77,9 +81,10 @@ $(GOLANGCI_LINT):
 lint: $(GOLANGCI_LINT) ## Lint with the repository's golangci-lint config.
 	$(GOLANGCI_LINT) run $(PKGS)
 
-verify: fmt-check vet lint ## Fail on unformatted code, lint findings, an untidy go.mod or a stale README metrics table.
+verify: fmt-check vet lint ## Fail on unformatted code, lint findings, an untidy go.mod, a stale README metrics table or stale dashboards and rules.
 	$(GO) mod tidy -diff
 	$(GO) test ./internal/telemetry -run TestREADMEMetricsTable
+	$(GO) test ./internal/monitoring -run TestGeneratedFilesUpToDate
 	$(GO) test ./test/deploy -run TestRoleNamesEveryLedgerShard
 
 clean:

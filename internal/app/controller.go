@@ -39,6 +39,7 @@ import (
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/commits/git"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/controller"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/feedback"
+	"github.com/flux-commit-tracker/flux-commit-tracker/internal/fluxstate"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/kubecache"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/ledger"
 	"github.com/flux-commit-tracker/flux-commit-tracker/internal/notify"
@@ -194,7 +195,13 @@ func runController(ctx context.Context, opts Options, deps Deps) (err error) {
 	if err := mgr.AddReadyzCheck("ready", readiness(mgr, opts.EnableLeaderElection, &ledgerLoaded)); err != nil {
 		return fmt.Errorf("add readyz: %w", err)
 	}
-	if err := mgr.Add(metricsServer(opts.MetricsAddr, tel.Gatherer, log)); err != nil {
+	gatherer := tel.Gatherer
+	if opts.FluxResourceMetrics {
+		if gatherer, err = fluxResourceMetrics(mgr, restCfg, opts, log, gatherer); err != nil {
+			return err
+		}
+	}
+	if err := mgr.Add(metricsServer(opts.MetricsAddr, gatherer, log)); err != nil {
 		return fmt.Errorf("add metrics server: %w", err)
 	}
 
@@ -486,6 +493,23 @@ func metricsServer(addr string, trackerMetrics prometheus.Gatherer, log *slog.Lo
 		}
 		return nil
 	})}
+}
+
+// fluxResourceMetrics adds gotk_resource_info to what /metrics gathers, watched on every replica: it is state,
+// not events, so each replica serves the same.
+func fluxResourceMetrics(mgr ctrl.Manager, cfg *rest.Config, opts Options, log *slog.Logger, gatherer prometheus.Gatherer) (prometheus.Gatherer, error) {
+	state, err := fluxstate.New(fluxstate.Options{Config: cfg, Namespace: opts.WatchNamespace, CallTimeout: opts.CallTimeout, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(state); err != nil {
+		return nil, fmt.Errorf("register Flux resource metrics: %w", err)
+	}
+	if err := mgr.Add(state); err != nil {
+		return nil, fmt.Errorf("add Flux resource metrics: %w", err)
+	}
+	return prometheus.Gatherers{gatherer, reg}, nil
 }
 
 // nonLeader runs on every replica, leader or not.

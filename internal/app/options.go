@@ -152,21 +152,26 @@ func (o *TrackingOptions) validate() []error {
 	return errs
 }
 
-// ServeOptions are the tracker's own endpoints.
+// ServeOptions are the tracker's own endpoints and what /metrics serves.
 type ServeOptions struct {
 	MetricsAddr string
 	HealthAddr  string
 	PprofAddr   string
+	// FluxResourceMetrics serves gotk_resource_info for every Flux object, as Flux's kube-state-metrics
+	// configuration does.
+	FluxResourceMetrics bool
 }
 
 var serveEnvNames = map[string]string{
-	"metrics-addr": "METRICS_ADDR",
-	"health-addr":  "HEALTH_ADDR",
-	"pprof-addr":   "PPROF_ADDR",
+	"metrics-addr":          "METRICS_ADDR",
+	"health-addr":           "HEALTH_ADDR",
+	"pprof-addr":            "PPROF_ADDR",
+	"flux-resource-metrics": "FLUX_RESOURCE_METRICS",
 }
 
 func (o *ServeOptions) bindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.MetricsAddr, "metrics-addr", o.MetricsAddr, "Address of the Prometheus /metrics endpoint")
+	fs.BoolVar(&o.FluxResourceMetrics, "flux-resource-metrics", o.FluxResourceMetrics, "Serve gotk_resource_info on /metrics for every Flux object (readiness, suspension, revision, source), replacing kube-state-metrics' Flux configuration; needs get/list/watch on the Flux kinds")
 	fs.StringVar(&o.HealthAddr, "health-addr", o.HealthAddr, "Address of the /healthz and /readyz endpoints")
 	fs.StringVar(&o.PprofAddr, "pprof-addr", o.PprofAddr, "Address of the Go profiling endpoints (/debug/pprof); empty: off. Profiles show object names: keep it private")
 }
@@ -260,7 +265,7 @@ func DefaultOptions() Options {
 		KubeOptions:     KubeOptions{KubeAPIQPS: 50, KubeAPIBurst: 100},
 		WatchOptions:    WatchOptions{Concurrency: 4, Workers: 256},
 		TrackingOptions: TrackingOptions{CommitTime: string(commits.CommitterTime), ExporterInfoPath: "exporter-info.json", ClockSkewTolerance: 5 * time.Minute},
-		ServeOptions:    ServeOptions{MetricsAddr: ":8888", HealthAddr: ":9440"},
+		ServeOptions:    ServeOptions{MetricsAddr: ":8888", HealthAddr: ":9440", FluxResourceMetrics: true},
 		NotifyOptions:   NotifyOptions{NotifyStuckAfter: 15 * time.Minute},
 		FeedbackOptions: defaultFeedbackOptions(),
 	}

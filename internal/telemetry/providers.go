@@ -8,9 +8,6 @@ import (
 	"math"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"go.opentelemetry.io/otel/exporters/otlp/otlplog/otlploggrpc"
-	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetricgrpc"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	"go.opentelemetry.io/otel/exporters/stdout/stdoutmetric"
 	"go.opentelemetry.io/otel/exporters/stdout/stdouttrace"
@@ -35,13 +32,9 @@ func newTracerProvider(ctx context.Context, cfg Config, mode Mode, res *resource
 		opts = append(opts, sdktrace.WithBatcher(redacttrace.Exporter(exp)))
 	}
 	if mode.OTLP() {
-		o := []otlptracegrpc.Option{otlptracegrpc.WithEndpoint(cfg.Endpoint)}
-		if cfg.Insecure {
-			o = append(o, otlptracegrpc.WithInsecure())
-		}
-		exp, err := otlptracegrpc.New(ctx, o...)
+		exp, err := cfg.traceExporter(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("telemetry: OTLP trace exporter: %w", err)
+			return nil, err
 		}
 		opts = append(opts, sdktrace.WithBatcher(redacttrace.Exporter(exp)))
 	}
@@ -142,13 +135,9 @@ func newMeterProvider(ctx context.Context, cfg Config, mode Mode, res *resource.
 		opts = append(opts, sdkmetric.WithReader(sdkmetric.NewPeriodicReader(exp, sdkmetric.WithProducer(mp.Store))))
 	}
 	if mode.OTLP() {
-		o := []otlpmetricgrpc.Option{otlpmetricgrpc.WithEndpoint(cfg.Endpoint)}
-		if cfg.Insecure {
-			o = append(o, otlpmetricgrpc.WithInsecure())
-		}
-		exp, err := otlpmetricgrpc.New(ctx, o...)
+		exp, err := cfg.metricExporter(ctx)
 		if err != nil {
-			return nil, nil, nil, errors.Join(fmt.Errorf("telemetry: OTLP metric exporter: %w", err), mp.Shutdown(ctx))
+			return nil, nil, nil, errors.Join(err, mp.Shutdown(ctx))
 		}
 		opts = append(opts, sdkmetric.WithReader(sdkmetric.NewPeriodicReader(exp, sdkmetric.WithProducer(mp.Store))))
 	}
@@ -160,13 +149,9 @@ func newMeterProvider(ctx context.Context, cfg Config, mode Mode, res *resource.
 
 // newLoggerProvider exports the OTel log bridge's records over OTLP.
 func newLoggerProvider(ctx context.Context, cfg Config, res *resource.Resource) (*sdklog.LoggerProvider, error) {
-	o := []otlploggrpc.Option{otlploggrpc.WithEndpoint(cfg.Endpoint)}
-	if cfg.Insecure {
-		o = append(o, otlploggrpc.WithInsecure())
-	}
-	exp, err := otlploggrpc.New(ctx, o...)
+	exp, err := cfg.logExporter(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("telemetry: OTLP log exporter: %w", err)
+		return nil, err
 	}
 	return sdklog.NewLoggerProvider(sdklog.WithResource(res), sdklog.WithProcessor(sdklog.NewBatchProcessor(exp))), nil
 }

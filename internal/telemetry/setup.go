@@ -16,8 +16,17 @@ import (
 	"github.com/spf13/pflag"
 	"go.opentelemetry.io/contrib/bridges/otelslog"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlplog/otlploggrpc"
+	"go.opentelemetry.io/otel/exporters/otlp/otlplog/otlploghttp"
+	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetricgrpc"
+	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/metric"
+	sdklog "go.opentelemetry.io/otel/sdk/log"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
@@ -89,12 +98,16 @@ func ParseLogLevel(s string) (slog.Level, error) {
 // Config configures [Setup].
 type Config struct {
 	Mode Mode
-	// Endpoint is the OTLP gRPC collector, host:port (default localhost:4317).
-	// The standard OTEL_EXPORTER_OTLP_* variables still apply for the rest.
+	// Endpoint is the OTLP collector, host:port. Left at [DefaultEndpoint] (or
+	// empty) and not given as a flag, the standard OTEL_EXPORTER_OTLP_*ENDPOINT
+	// variables name it, and its TLS, when set. The other OTEL_EXPORTER_OTLP_*
+	// variables (protocol, headers, timeout, compression) always apply.
 	Endpoint string
-	// Insecure turns off TLS to the collector. Setup uses it as given;
-	// DefaultConfig and BindFlags default it to true, as the seed does.
+	// Insecure turns off TLS to the collector named by Endpoint. Setup uses it
+	// as given; DefaultConfig and BindFlags default it to true, as the seed does.
 	Insecure bool
+	// endpointSet records that the flag (or its variable) gave Endpoint.
+	endpointSet bool
 	// LogLevel is trace, debug, info (default), warn or error.
 	LogLevel string
 	// ServiceName defaults to flux-commit-tracker.
@@ -113,7 +126,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Mode:        ModeStdoutLogs,
-		Endpoint:    "localhost:4317",
+		Endpoint:    DefaultEndpoint,
 		Insecure:    true,
 		LogLevel:    "info",
 		ServiceName: "flux-commit-tracker",
@@ -137,7 +150,7 @@ var EnvNames = map[string]string{
 // BindFlags registers the telemetry flags, defaulting to c's values.
 func (c *Config) BindFlags(fs *pflag.FlagSet) {
 	fs.Var(&c.Mode, "telemetry-mode", "Telemetry mode: "+joinEnum(Modes))
-	fs.StringVar(&c.Endpoint, "telemetry-endpoint", c.Endpoint, "OTLP gRPC endpoint (host:port)")
+	fs.Var(endpointFlag{c}, "telemetry-endpoint", "OTLP collector (host:port); not given: OTEL_EXPORTER_OTLP_ENDPOINT when set")
 	fs.BoolVar(&c.Insecure, "telemetry-insecure", c.Insecure, "Use an insecure (plaintext) OTLP connection")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "Log level: trace, debug, info, warn, error")
 	fs.IntVar(&c.CardinalityLimit, "metrics-cardinality-limit", c.CardinalityLimit,
@@ -202,7 +215,7 @@ func Setup(ctx context.Context, cfg Config) (_ *Telemetry, err error) {
 		return nil, err
 	}
 	if cfg.Endpoint == "" {
-		cfg.Endpoint = "localhost:4317"
+		cfg.Endpoint = DefaultEndpoint
 	}
 	if cfg.ServiceName == "" {
 		cfg.ServiceName = "flux-commit-tracker"
@@ -308,4 +321,138 @@ func newResource(ctx context.Context, cfg Config) (*resource.Resource, error) {
 		return nil, fmt.Errorf("telemetry: resource: %w", err)
 	}
 	return res, nil
+}
+
+// DefaultEndpoint is the OTLP gRPC collector when neither --telemetry-endpoint nor the OTEL_EXPORTER_OTLP_*
+// variables name one.
+const DefaultEndpoint = "localhost:4317"
+
+// endpointFlag is --telemetry-endpoint: it records that it was given, so that only then it wins over
+// OTEL_EXPORTER_OTLP_ENDPOINT.
+type endpointFlag struct{ c *Config }
+
+func (f endpointFlag) String() string {
+	if f.c == nil {
+		return ""
+	}
+	return f.c.Endpoint
+}
+
+func (f endpointFlag) Set(s string) error {
+	f.c.Endpoint, f.c.endpointSet = s, true
+	return nil
+}
+
+func (endpointFlag) Type() string { return "string" }
+
+// OTLP protocols, as OTEL_EXPORTER_OTLP_PROTOCOL names them.
+const (
+	protocolGRPC = "grpc"
+	protocolHTTP = "http/protobuf"
+)
+
+// otlpTarget says how one signal is exported: its protocol, and the endpoint when the tracker's own
+// configuration names it; an empty endpoint leaves it, and its TLS, to the OTEL_EXPORTER_OTLP_* variables.
+type otlpTarget struct {
+	protocol string
+	endpoint string
+	insecure bool
+}
+
+// otlpTarget reads the standard variables for signal (TRACES, METRICS or LOGS): the signal's own first.
+func (c Config) otlpTarget(signal string) (otlpTarget, error) {
+	t := otlpTarget{protocol: firstEnv("OTEL_EXPORTER_OTLP_"+signal+"_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")}
+	switch t.protocol {
+	case "":
+		t.protocol = protocolGRPC
+	case protocolGRPC, protocolHTTP:
+	default:
+		return t, fmt.Errorf("telemetry: OTLP protocol %q for %s: must be %s or %s", t.protocol, strings.ToLower(signal), protocolGRPC, protocolHTTP)
+	}
+	switch {
+	case c.endpointSet || (c.Endpoint != "" && c.Endpoint != DefaultEndpoint):
+		t.endpoint, t.insecure = c.Endpoint, c.Insecure
+	case firstEnv("OTEL_EXPORTER_OTLP_"+signal+"_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT") != "":
+		// The variable's URL scheme and OTEL_EXPORTER_OTLP_INSECURE say whether TLS is used.
+	default:
+		// The exporter's default: localhost:4317 (gRPC) or localhost:4318 (HTTP).
+		t.insecure = c.Insecure
+	}
+	return t, nil
+}
+
+// firstEnv is the first of the variables that is set.
+func firstEnv(names ...string) string {
+	for _, n := range names {
+		if v := strings.TrimSpace(os.Getenv(n)); v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// targetOptions are one exporter's options for t: its endpoint and plaintext, when the tracker names them.
+func targetOptions[O any](t otlpTarget, endpoint func(string) O, insecure func() O) []O {
+	var o []O
+	if t.endpoint != "" {
+		o = append(o, endpoint(t.endpoint))
+	}
+	if t.insecure {
+		o = append(o, insecure())
+	}
+	return o
+}
+
+// traceExporter is the OTLP span exporter cfg and the OTEL_EXPORTER_OTLP_* variables describe.
+func (c Config) traceExporter(ctx context.Context) (sdktrace.SpanExporter, error) {
+	t, err := c.otlpTarget("TRACES")
+	if err != nil {
+		return nil, err
+	}
+	var exp sdktrace.SpanExporter
+	if t.protocol == protocolHTTP {
+		exp, err = otlptracehttp.New(ctx, targetOptions(t, otlptracehttp.WithEndpoint, otlptracehttp.WithInsecure)...)
+	} else {
+		exp, err = otlptracegrpc.New(ctx, targetOptions(t, otlptracegrpc.WithEndpoint, otlptracegrpc.WithInsecure)...)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("telemetry: OTLP trace exporter: %w", err)
+	}
+	return exp, nil
+}
+
+// metricExporter is the OTLP metric exporter cfg and the OTEL_EXPORTER_OTLP_* variables describe.
+func (c Config) metricExporter(ctx context.Context) (sdkmetric.Exporter, error) {
+	t, err := c.otlpTarget("METRICS")
+	if err != nil {
+		return nil, err
+	}
+	var exp sdkmetric.Exporter
+	if t.protocol == protocolHTTP {
+		exp, err = otlpmetrichttp.New(ctx, targetOptions(t, otlpmetrichttp.WithEndpoint, otlpmetrichttp.WithInsecure)...)
+	} else {
+		exp, err = otlpmetricgrpc.New(ctx, targetOptions(t, otlpmetricgrpc.WithEndpoint, otlpmetricgrpc.WithInsecure)...)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("telemetry: OTLP metric exporter: %w", err)
+	}
+	return exp, nil
+}
+
+// logExporter is the OTLP log exporter cfg and the OTEL_EXPORTER_OTLP_* variables describe.
+func (c Config) logExporter(ctx context.Context) (sdklog.Exporter, error) {
+	t, err := c.otlpTarget("LOGS")
+	if err != nil {
+		return nil, err
+	}
+	var exp sdklog.Exporter
+	if t.protocol == protocolHTTP {
+		exp, err = otlploghttp.New(ctx, targetOptions(t, otlploghttp.WithEndpoint, otlploghttp.WithInsecure)...)
+	} else {
+		exp, err = otlploggrpc.New(ctx, targetOptions(t, otlploggrpc.WithEndpoint, otlploggrpc.WithInsecure)...)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("telemetry: OTLP log exporter: %w", err)
+	}
+	return exp, nil
 }

@@ -404,7 +404,9 @@ func (l logsServer) Export(ctx context.Context, req *collogs.ExportLogsServiceRe
 	return &collogs.ExportLogsServiceResponse{}, nil
 }
 
-func TestSetupOTLPCollector(t *testing.T) {
+// startCollector serves OTLP over gRPC on a free port until the test ends, collecting what it receives.
+func startCollector(t *testing.T) (*collector, string) {
+	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -415,11 +417,16 @@ func TestSetupOTLPCollector(t *testing.T) {
 	colmetrics.RegisterMetricsServiceServer(srv, metricsServer{c})
 	collogs.RegisterLogsServiceServer(srv, logsServer{c})
 	go func() { _ = srv.Serve(lis) }()
-	defer srv.Stop()
+	t.Cleanup(srv.Stop)
+	return c, lis.Addr().String()
+}
+
+func TestSetupOTLPCollector(t *testing.T) {
+	c, addr := startCollector(t)
 
 	var out syncBuffer
 	tel, err := Setup(context.Background(), Config{
-		Mode: ModeStdoutLogsOTLP, Endpoint: lis.Addr().String(), Insecure: true, Stdout: &out,
+		Mode: ModeStdoutLogsOTLP, Endpoint: addr, Insecure: true, Stdout: &out,
 		ServiceVersion: "v0.1.0", ClusterName: "prod-eu",
 	})
 	if err != nil {

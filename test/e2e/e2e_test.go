@@ -133,6 +133,19 @@ func (w *world) waitApplied(k, sha string) time.Time {
 	return apimeta.FindStatusCondition(ks.Status.Conditions, meta.ReadyCondition).LastTransitionTime.Time
 }
 
+// waitFailing waits for Flux to fail k on sha: Ready=False with sha its last attempted revision.
+func (w *world) waitFailing(k, sha string) {
+	w.t.Helper()
+	apptest.Eventually(w.t, 30*time.Second, "Flux fails "+k+" on "+sha[:7], func() bool {
+		var ks kustomizev1.Kustomization
+		if err := flux.Client().Get(w.ctx, client.ObjectKey{Namespace: w.ns, Name: k}, &ks); err != nil {
+			return false
+		}
+		ready := apimeta.FindStatusCondition(ks.Status.Conditions, meta.ReadyCondition)
+		return ks.Status.LastAttemptedRevision == stack.Revision(sha) && ready != nil && ready.Status == metav1.ConditionFalse
+	})
+}
+
 func (w *world) startTracker() *apptest.Tracker {
 	w.t.Helper()
 	return w.startTrackerWith(nil)
@@ -265,14 +278,7 @@ func TestBrokenManifestThenFix(t *testing.T) {
 
 	broken := w.commit("broken", "1", map[string]string{"app/broken.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: [not, a, map]\n"})
 	w.reconcile()
-	apptest.Eventually(t, 30*time.Second, "Flux fails on the broken revision", func() bool {
-		var ks kustomizev1.Kustomization
-		if err := flux.Client().Get(w.ctx, client.ObjectKey{Namespace: w.ns, Name: "app"}, &ks); err != nil {
-			return false
-		}
-		ready := apimeta.FindStatusCondition(ks.Status.Conditions, meta.ReadyCondition)
-		return ks.Status.LastAttemptedRevision == stack.Revision(broken) && ready != nil && ready.Status == metav1.ConditionFalse
-	})
+	w.waitFailing("app", broken)
 	apptest.Consistently(t, 2*time.Second, "nothing recorded while Flux fails", func() bool { return len(tr.Applied()) == 0 })
 
 	fix := w.commit("fix", "2", map[string]string{"app/broken.yaml": ""})
